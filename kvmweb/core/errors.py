@@ -1,0 +1,72 @@
+"""Service-level errors and the single mapping from any error we raise to (HTTP status, code, message)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kvmweb import hypervisor as hv
+
+
+class ServiceError(Exception):
+    """An error a service raises on purpose; its ``detail`` is written for the person who asked."""
+
+    status = 400
+    code = "invalid"
+
+    def __init__(self, detail: str, *, code: str | None = None, fields: dict[str, list[str]] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        if code:
+            self.code = code
+        self.fields = fields or {}
+
+
+class NotFoundError(ServiceError):
+    """Missing, or not yours: both look the same from outside (no leaking of other users' objects)."""
+
+    status = 404
+    code = "not_found"
+
+
+class PermissionDeniedError(ServiceError):
+    status = 403
+    code = "permission_denied"
+
+
+class ConflictError(ServiceError):
+    status = 409
+    code = "conflict"
+
+
+class ValidationError(ServiceError):
+    status = 400
+    code = "invalid"
+
+
+@dataclass(frozen=True)
+class ErrorReply:
+    status: int
+    code: str
+    detail: str
+    fields: dict[str, list[str]]
+
+
+_HV_STATUS: list[tuple[type[hv.HypervisorError], int]] = [
+    (hv.HostUnavailable, 503),
+    (hv.NotFound, 404),
+    (hv.InvalidRequest, 400),
+    (hv.OperationInvalid, 409),
+    (hv.AlreadyExists, 409),
+    (hv.OperationFailed, 409),
+]
+
+
+def error_reply(exc: Exception) -> ErrorReply | None:
+    """What to answer for ``exc``; None when it is not one of ours (a bug: let it surface)."""
+    if isinstance(exc, ServiceError):
+        return ErrorReply(exc.status, exc.code, exc.detail, exc.fields)
+    if isinstance(exc, hv.HypervisorError):
+        for kind, status in _HV_STATUS:
+            if isinstance(exc, kind):
+                return ErrorReply(status, exc.code, exc.detail, {})
+        return ErrorReply(409, exc.code, exc.detail, {})
+    return None

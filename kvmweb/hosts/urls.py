@@ -1,0 +1,7 @@
+from django.urls import path
+
+from . import views
+
+app_name = "hosts"
+
+urlpatterns = [path("", views.host_list_view, name="list")]

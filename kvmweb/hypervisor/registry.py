@@ -1,0 +1,191 @@
+"""One lazily opened, locked, self-healing libvirt connection per host URI.
+
+``registry.connection(uri)`` hands out a :class:`Connection`. Every libvirt API call goes through
+``Connection.call``: it opens the connection on first use, counts calls (benchmarks and tests read the count),
+and when the transport broke (libvirtd restarted, network cut) it reopens once and retries.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable
+from typing import TypeVar
+
+import libvirt
+
+from .errors import HostUnavailable, is_transport_error, translate
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+KEEPALIVE_INTERVAL = 5  # seconds between keepalive probes
+KEEPALIVE_COUNT = 3  # unanswered probes before libvirt closes the connection
+
+
+def _silence_libvirt(_ctx: object, _err: object) -> None:
+    """libvirt prints every error to stderr by default; we raise them instead."""
+
+
+libvirt.registerErrorHandler(_silence_libvirt, None)
+
+
+class _EventLoop:
+    """libvirt's default event loop in a daemon thread: needed for keepalive, close callbacks and events."""
+
+    def __init__(self) -> None:
+        self._pid = 0
+        self._lock = threading.Lock()
+        self._registered = False
+
+    def ensure_running(self) -> None:
+        with self._lock:
+            if self._pid == os.getpid():
+                return
+            if not self._registered:
+                libvirt.virEventRegisterDefaultImpl()
+                self._registered = True
+            thread = threading.Thread(target=self._run, name="libvirt-events", daemon=True)
+            thread.start()
+            self._pid = os.getpid()
+
+    @staticmethod
+    def _run() -> None:
+        while True:
+            try:
+                libvirt.virEventRunDefaultImpl()
+            except Exception:  # pragma: no cover - keep the loop alive whatever a callback does
+                log.exception("libvirt event loop iteration failed")
+
+
+event_loop = _EventLoop()
+
+
+class Connection:
+    """A libvirt connection to one host, opened on first use and reopened after it breaks."""
+
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
+        self.calls = 0
+        self._conn: libvirt.virConnect | None = None
+        self._lock = threading.RLock()
+
+    # -- opening and closing -------------------------------------------------------------------------
+    def _open(self) -> libvirt.virConnect:
+        event_loop.ensure_running()
+        try:
+            conn = libvirt.open(self.uri)
+        except libvirt.libvirtError as exc:
+            raise HostUnavailable(
+                f"Cannot connect to {self.uri}: {exc.get_error_message() or exc}",
+                libvirt_code=exc.get_error_code(),
+            ) from exc
+        if conn is None:  # pragma: no cover - old bindings returned None instead of raising
+            raise HostUnavailable(f"Cannot connect to {self.uri}")
+        try:
+            conn.setKeepAlive(KEEPALIVE_INTERVAL, KEEPALIVE_COUNT)
+        except libvirt.libvirtError:
+            pass  # local drivers such as test:/// have no keepalive; nothing to do
+        try:
+            conn.registerCloseCallback(self._on_close, None)
+        except libvirt.libvirtError:
+            pass
+        log.info("opened libvirt connection %s", self.uri)
+        return conn
+
+    def _on_close(self, conn: libvirt.virConnect, reason: int, _opaque: object) -> None:
+        log.warning("libvirt connection %s closed (reason %s)", self.uri, reason)
+        with self._lock:
+            if self._conn is conn:
+                self._conn = None
+
+    def get(self) -> libvirt.virConnect:
+        """The open virConnect, opening (or reopening) it when needed."""
+        with self._lock:
+            conn = self._conn
+            if conn is not None:
+                try:
+                    alive = conn.isAlive() == 1
+                except libvirt.libvirtError:
+                    alive = False
+                if not alive:
+                    self._drop(conn)
+                    conn = None
+            if conn is None:
+                conn = self._conn = self._open()
+            return conn
+
+    def _drop(self, conn: libvirt.virConnect | None) -> None:
+        with self._lock:
+            if conn is not None and self._conn is conn:
+                self._conn = None
+        if conn is not None:
+            try:
+                conn.unregisterCloseCallback()
+            except libvirt.libvirtError:
+                pass
+            try:
+                conn.close()
+            except libvirt.libvirtError:
+                pass
+
+    def close(self) -> None:
+        self._drop(self._conn)
+
+    # -- calling -------------------------------------------------------------------------------------
+    def call(self, fn: Callable[[libvirt.virConnect], T]) -> T:
+        """Run one libvirt API call (``fn`` makes exactly one) and translate its errors.
+
+        A transport failure (the daemon went away) drops the connection and tries once more on a new one.
+        """
+        for attempt in (1, 2):
+            conn = self.get()
+            self.calls += 1
+            try:
+                return fn(conn)
+            except libvirt.libvirtError as exc:
+                if attempt == 1 and is_transport_error(exc):
+                    log.warning("libvirt call on %s failed in transport, reconnecting: %s", self.uri, exc)
+                    self._drop(conn)
+                    continue
+                raise translate(exc, uri=self.uri) from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def run(self, fn: Callable[[], T]) -> T:
+        """Run a call on an object already obtained from this connection (a domain, a pool...)."""
+        self.calls += 1
+        try:
+            return fn()
+        except libvirt.libvirtError as exc:
+            if is_transport_error(exc):
+                self._drop(self._conn)
+            raise translate(exc, uri=self.uri) from exc
+
+
+class Registry:
+    """All connections of this process, one per URI. Safe across fork: a child starts with none."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._connections: dict[str, Connection] = {}
+        self._pid = os.getpid()
+
+    def connection(self, uri: str) -> Connection:
+        with self._lock:
+            if self._pid != os.getpid():
+                # Forked (a Celery prefork child, for example): the parent's sockets are not ours to use.
+                self._connections = {}
+                self._pid = os.getpid()
+            conn = self._connections.get(uri)
+            if conn is None:
+                conn = self._connections[uri] = Connection(uri)
+            return conn
+
+    def close_all(self) -> None:
+        with self._lock:
+            connections, self._connections = list(self._connections.values()), {}
+        for conn in connections:
+            conn.close()
+
+
+registry = Registry()

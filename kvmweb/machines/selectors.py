@@ -1,0 +1,153 @@
+"""Every read about virtual machines: libvirt's state joined with the portal's ownership records."""
+from __future__ import annotations
+
+import uuid as uuid_mod
+from dataclasses import dataclass, field
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+
+from kvmweb import hypervisor as hv
+from kvmweb.core.errors import NotFoundError
+from kvmweb.hosts.models import Host
+from kvmweb.hosts.selectors import host_queryset
+from kvmweb.hosts.services import host_connection
+
+from .models import VirtualMachine
+
+Actor = AbstractBaseUser | AnonymousUser
+
+
+def is_staff(actor: Actor) -> bool:
+    return bool(getattr(actor, "is_staff", False) and actor.is_active)
+
+
+def can_see(actor: Actor, vm: VirtualMachine) -> bool:
+    return is_staff(actor) or (vm.owner_id is not None and vm.owner_id == getattr(actor, "pk", None))
+
+
+@dataclass(frozen=True)
+class VmRow:
+    host: Host
+    record: VirtualMachine
+    summary: hv.DomainSummary
+
+    @property
+    def uuid(self) -> str:
+        return self.summary.uuid
+
+    @property
+    def name(self) -> str:
+        return self.summary.name
+
+    @property
+    def state(self) -> hv.DomainState:
+        return self.summary.state
+
+    @property
+    def owner(self) -> AbstractBaseUser | None:
+        return self.record.owner
+
+
+@dataclass
+class VmList:
+    rows: list[VmRow] = field(default_factory=list)
+    unavailable: list[tuple[Host, str]] = field(default_factory=list)  # hosts that did not answer, and why
+
+
+def _reconcile(host: Host, summaries: list[hv.DomainSummary]) -> dict[str, VirtualMachine]:
+    """Make the records of ``host`` match what libvirt listed: add unowned rows for domains defined outside the
+    portal, drop rows of domains deleted outside it, follow renames. Two queries when nothing changed."""
+    records = {str(r.uuid): r for r in VirtualMachine.objects.filter(host=host).select_related("owner")}
+    live = {s.uuid: s for s in summaries}
+    stale = [r.pk for u, r in records.items() if u not in live]
+    if stale:
+        VirtualMachine.objects.filter(pk__in=stale).delete()
+    missing = [VirtualMachine(host=host, uuid=uuid_mod.UUID(u), name=s.name) for u, s in live.items() if u not in records]
+    if missing:
+        VirtualMachine.objects.bulk_create(missing, ignore_conflicts=True)
+        records.update({str(r.uuid): r for r in VirtualMachine.objects.filter(host=host, uuid__in=[m.uuid for m in missing]).select_related("owner")})
+    renamed = [r for u, r in records.items() if u in live and r.name != live[u].name]
+    for record in renamed:
+        record.name = live[str(record.uuid)].name
+    if renamed:
+        VirtualMachine.objects.bulk_update(renamed, ["name"])
+    return {u: r for u, r in records.items() if u in live}
+
+
+def vm_list(
+    *, actor: Actor, name: str = "", state: str = "", host_id: int | None = None,
+) -> VmList:
+    """The VMs ``actor`` may see (``virsh list --all`` over every host), filtered.
+
+    One bulk libvirt call per host, two database queries per host: the cost does not grow with the number of VMs
+    beyond building the rows.
+    """
+    result = VmList()
+    hosts = host_queryset()
+    if host_id is not None:
+        hosts = hosts.filter(pk=host_id)
+    staff = is_staff(actor)
+    needle = name.strip().lower()
+    for host in hosts:
+        try:
+            summaries = hv.list_domains(host_connection(host))
+        except hv.HypervisorError as exc:
+            result.unavailable.append((host, exc.detail))
+            continue
+        records = _reconcile(host, summaries)
+        for summary in summaries:
+            record = records.get(summary.uuid)
+            if record is None or not (staff or record.owner_id == actor.pk):
+                continue
+            if needle and needle not in summary.name.lower():
+                continue
+            if state and summary.state.slug != state:
+                continue
+            result.rows.append(VmRow(host=host, record=record, summary=summary))
+    result.rows.sort(key=lambda r: (r.name.lower(), r.host.name))
+    return result
+
+
+def vm_get(*, actor: Actor, uuid: str | uuid_mod.UUID) -> VirtualMachine:
+    """The record of a VM ``actor`` may see; NotFoundError for missing and for not-yours alike."""
+    try:
+        key = uuid_mod.UUID(str(uuid))
+    except ValueError:
+        raise NotFoundError("No such virtual machine.") from None
+    record = VirtualMachine.objects.select_related("host", "owner").filter(uuid=key).first()
+    if record is None or not can_see(actor, record):
+        raise NotFoundError("No such virtual machine.")
+    return record
+
+
+def vm_domain(vm: VirtualMachine) -> hv.Domain:
+    """The libvirt handle of a record; a domain deleted outside the portal drops its record and is a 404."""
+    try:
+        return hv.lookup(host_connection(vm.host), str(vm.uuid))
+    except hv.DomainNotFound:
+        VirtualMachine.objects.filter(pk=vm.pk).delete()
+        raise NotFoundError(f"The virtual machine {vm.name} no longer exists on {vm.host}.") from None
+
+
+@dataclass(frozen=True)
+class VmDetail:
+    record: VirtualMachine
+    info: hv.DomainInfo
+    block_devices: list[hv.BlockDevice]
+    vnc: hv.VncDisplay | None
+    spec: hv.DomainSpec
+    xml: str
+
+
+def vm_detail(*, actor: Actor, uuid: str | uuid_mod.UUID) -> VmDetail:
+    record = vm_get(actor=actor, uuid=uuid)
+    dom = vm_domain(record)
+    xml = dom.xml()
+    info = dom.info()
+    if record.name != info.name:
+        record.name = info.name
+        record.save(update_fields=["name"])
+    return VmDetail(
+        record=record, info=info, block_devices=dom.block_devices(xml), vnc=dom.vnc(xml),
+        spec=hv.DomainSpec.from_xml(xml), xml=xml,
+    )

@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from .selectors import VmDetail, VmRow
+
+
+class VmSummarySerializer(serializers.Serializer):
+    uuid = serializers.CharField()
+    name = serializers.CharField()
+    id = serializers.IntegerField(allow_null=True, help_text="libvirt's domain id while running")
+    state = serializers.CharField(help_text="running, shutoff, paused, ... (virsh's words in state_label)")
+    state_label = serializers.CharField()
+    vcpus = serializers.IntegerField(allow_null=True)
+    memory_kib = serializers.IntegerField(allow_null=True)
+    max_memory_kib = serializers.IntegerField(allow_null=True)
+    host = serializers.CharField()
+    owner = serializers.CharField(allow_null=True)
+    url = serializers.CharField()
+
+    @staticmethod
+    def from_row(row: VmRow) -> dict[str, Any]:
+        s = row.summary
+        return {
+            "uuid": s.uuid, "name": s.name, "id": s.id, "state": s.state.slug, "state_label": s.state.label,
+            "vcpus": s.vcpus, "memory_kib": s.memory_kib, "max_memory_kib": s.max_memory_kib,
+            "host": row.host.name, "owner": row.owner.get_username() if row.owner else None,
+            "url": f"/api/v1/vms/{s.uuid}/",
+        }
+
+
+class BlockDeviceSerializer(serializers.Serializer):
+    target = serializers.CharField()
+    source = serializers.CharField(allow_null=True)
+    device = serializers.CharField()
+    type = serializers.CharField()
+
+
+class VmDetailSerializer(serializers.Serializer):
+    """``virsh dominfo`` + ``domblklist`` + ``vncdisplay``."""
+
+    uuid = serializers.CharField()
+    name = serializers.CharField()
+    id = serializers.IntegerField(allow_null=True)
+    os_type = serializers.CharField()
+    state = serializers.CharField()
+    state_label = serializers.CharField()
+    vcpus = serializers.IntegerField()
+    cpu_time_ns = serializers.IntegerField()
+    max_memory_kib = serializers.IntegerField()
+    used_memory_kib = serializers.IntegerField()
+    persistent = serializers.BooleanField()
+    autostart = serializers.BooleanField()
+    managed_save = serializers.BooleanField()
+    security_model = serializers.CharField()
+    security_doi = serializers.CharField()
+    host = serializers.CharField()
+    owner = serializers.CharField(allow_null=True)
+    notes = serializers.CharField()
+    block_devices = BlockDeviceSerializer(many=True)
+    vnc_display = serializers.CharField(allow_null=True, help_text="host:display, or null (console via portal only)")
+    vnc_listen = serializers.CharField(allow_null=True, help_text="none, address or socket; null: no VNC graphics")
+
+    @staticmethod
+    def from_detail(detail: VmDetail) -> dict[str, Any]:
+        i = detail.info
+        return {
+            "uuid": i.uuid, "name": i.name, "id": i.id, "os_type": i.os_type, "state": i.state.slug,
+            "state_label": i.state.label, "vcpus": i.vcpus, "cpu_time_ns": i.cpu_time_ns,
+            "max_memory_kib": i.max_memory_kib, "used_memory_kib": i.used_memory_kib, "persistent": i.persistent,
+            "autostart": i.autostart, "managed_save": i.managed_save, "security_model": i.security_model,
+            "security_doi": i.security_doi, "host": detail.record.host.name,
+            "owner": detail.record.owner.get_username() if detail.record.owner else None,
+            "notes": detail.record.notes,
+            "block_devices": [vars(b) for b in detail.block_devices],
+            "vnc_display": detail.vnc.display if detail.vnc else None,
+            "vnc_listen": detail.vnc.listen if detail.vnc else None,
+        }
+
+
+class AutostartSerializer(serializers.Serializer):
+    enabled = serializers.BooleanField()
+
+
+class DeleteResultSerializer(serializers.Serializer):
+    deleted_volumes = serializers.ListField(child=serializers.CharField())
+    kept = serializers.ListField(child=serializers.CharField())
+    failed = serializers.ListField(child=serializers.CharField())
+
+
+class ActionResultSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    state = serializers.CharField()

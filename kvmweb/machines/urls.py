@@ -1,0 +1,15 @@
+from django.urls import path
+
+from . import views
+
+app_name = "machines"
+
+urlpatterns = [
+    path("", views.vm_list_view, name="list"),
+    path("<uuid:uuid>/", views.vm_detail_view, name="detail"),
+    path("<uuid:uuid>/delete/", views.vm_delete_view, name="delete"),
+    *[
+        path(f"<uuid:uuid>/{action}/", views.vm_action_view, {"action": action}, name=action)
+        for action in views.ACTION_NAMES
+    ],
+]

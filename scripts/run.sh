@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Sets up (scripts/setup.sh) and runs the portal: daphne (HTTP + websockets) and a Celery worker.
+# Ctrl-C stops what this script started. Listens on 127.0.0.1:${KVMWEB_PORT:-8000} unless KVMWEB_BIND says otherwise.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+BIND=${KVMWEB_BIND:-127.0.0.1}
+PORT=${KVMWEB_PORT:-8000}
+.venv/bin/python manage.py bootstrap
+.venv/bin/python manage.py collectstatic --noinput -v0
+
+pids=()
+cleanup() {
+  trap - INT TERM EXIT
+  echo; echo "Stopping kvmweb..."
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup INT TERM EXIT
+
+# Celery refuses to run as root unless told; on these machines the portal runs as root because libvirt's
+# qemu:///system socket has no polkit here (see README, "Running as root").
+export C_FORCE_ROOT=1
+.venv/bin/celery -A kvmweb worker --loglevel=INFO --concurrency=2 &
+pids+=($!)
+.venv/bin/daphne -b "$BIND" -p "$PORT" kvmweb.asgi:application &
+pids+=($!)
+echo
+echo "kvmweb is running: http://$BIND:$PORT/   (Ctrl-C stops it)"
+echo "Log in as ${KVMWEB_ADMIN_USER:-admin}; a generated password is printed above and kept in var/admin_password."
+wait -n "${pids[@]}"
