@@ -2,9 +2,20 @@ import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kvmweb.settings")
 
-from channels.routing import ProtocolTypeRouter  # noqa: E402
+from channels.auth import AuthMiddlewareStack  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.core.asgi import get_asgi_application  # noqa: E402
 
 django_asgi_app = get_asgi_application()
 
-application = ProtocolTypeRouter({"http": django_asgi_app})
+from kvmweb.console.routing import websocket_urlpatterns as console_ws  # noqa: E402
+from kvmweb.events.routing import websocket_urlpatterns as events_ws  # noqa: E402
+
+application = ProtocolTypeRouter(
+    {
+        "http": django_asgi_app,
+        # Same-origin websockets only (Origin checked against ALLOWED_HOSTS), session-authenticated.
+        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter([*events_ws, *console_ws]))),
+    }
+)

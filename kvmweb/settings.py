@@ -75,6 +75,11 @@ INSTALLED_APPS = [
     "kvmweb.audit",
     "kvmweb.hosts",
     "kvmweb.machines",
+    "kvmweb.jobs",
+    "kvmweb.storage",
+    "kvmweb.networks",
+    "kvmweb.console",
+    "kvmweb.events",
 ]
 
 MIDDLEWARE = [
@@ -133,6 +138,10 @@ STATICFILES_DIRS = [
     ("vendor/htmx", NODE_MODULES / "htmx.org" / "dist"),
     ("vendor/pico", NODE_MODULES / "@picocss" / "pico" / "css"),
     ("vendor/swagger-ui", NODE_MODULES / "swagger-ui-dist"),
+    ("vendor/novnc", NODE_MODULES / "@novnc" / "novnc"),
+    ("vendor/xterm", NODE_MODULES / "@xterm" / "xterm"),
+    ("vendor/xterm-addon-fit", NODE_MODULES / "@xterm" / "addon-fit"),
+    ("vendor/chartjs", NODE_MODULES / "chart.js" / "dist"),
 ]
 WHITENOISE_USE_FINDERS = True
 

@@ -159,7 +159,7 @@ class DomainSpec:
             arch=os_type.get("arch", "x86_64") if os_type is not None else "x86_64",
             machine=os_type.get("machine") if os_type is not None else None,
             os_type=(os_type.text or "hvm") if os_type is not None else "hvm",
-            boot=tuple(b.get("dev", "") for b in root.findall("os/boot")) or (() if any(d.boot_order for d in disks) else ("hd",)),
+            boot=tuple(b.get("dev", "") for b in root.findall("os/boot")) or ("hd",),
             disks=disks,
             interfaces=interfaces,
             graphics=graphics,
@@ -223,7 +223,7 @@ def _parse_disk(el: ET.Element) -> DiskSpec:
         bus=target.get("bus", "") if target is not None else "",
         source=source,
         format=_attr(el, "driver", "type"),
-        readonly=el.find("readonly") is not None,
+        readonly=el.find("readonly") is not None and device != "cdrom",  # a CD-ROM is read-only anyway
         shared_media=shared,
         boot_order=int(boot.get("order", "0")) if boot is not None else None,
     )

@@ -1,0 +1,13 @@
+from django.urls import path
+
+from . import api
+
+urlpatterns = [
+    path("vms/", api.VmListApi.as_view(), name="vm-list"),
+    path("vms/<uuid:uuid>/", api.VmDetailApi.as_view(), name="vm-detail"),
+    path("vms/<uuid:uuid>/start/", api.VmStartApi.as_view(), name="vm-start"),
+    path("vms/<uuid:uuid>/shutdown/", api.VmShutdownApi.as_view(), name="vm-shutdown"),
+    path("vms/<uuid:uuid>/reboot/", api.VmRebootApi.as_view(), name="vm-reboot"),
+    path("vms/<uuid:uuid>/force-off/", api.VmForceOffApi.as_view(), name="vm-force-off"),
+    path("vms/<uuid:uuid>/autostart/", api.VmAutostartApi.as_view(), name="vm-autostart"),
+]

@@ -1,0 +1,192 @@
+"""Shared fixtures. Everything a test creates in libvirt carries the name prefix ``PREFIX`` and is removed by a
+finalizer, even when the test fails; the session ends with a check that nothing with that prefix is left."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import uuid as uuid_mod
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+PREFIX = os.environ.get("KVMWEB_TEST_PREFIX", "kvmwebtest-")
+SYSTEM = "qemu:///system"
+MEMTEST_ISO = "/usr/lib/memtest86+/memtest86+x64.iso"
+GRUB_ISO = "/usr/lib/grub-rescue/grub-rescue-cdrom.iso"
+ARTIFACTS = Path(os.environ.get("KVMWEB_TEST_ARTIFACTS", Path(__file__).resolve().parent.parent / "test-artifacts"))
+
+
+def virsh(*args: str, check: bool = True, uri: str = SYSTEM) -> str:
+    """Run virsh against ``uri``: the independent oracle tests cross-check the portal with."""
+    proc = subprocess.run(["virsh", "-q", "-c", uri, *args], capture_output=True, text=True, timeout=60)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"virsh {' '.join(args)} failed: {proc.stderr.strip()}")
+    return proc.stdout
+
+
+def libvirt_available() -> bool:
+    return subprocess.run(["virsh", "-c", SYSTEM, "uri"], capture_output=True).returncode == 0
+
+
+def kvm_usable() -> bool:
+    return os.path.exists("/dev/kvm") and os.access("/dev/kvm", os.R_OK | os.W_OK)
+
+
+def unique_name(tag: str = "vm") -> str:
+    return f"{PREFIX}{tag}-{uuid_mod.uuid4().hex[:8]}"
+
+
+# ---------------------------------------------------------------------------------------------- users/hosts
+@pytest.fixture
+def owner(django_user_model):  # type: ignore[no-untyped-def]
+    return django_user_model.objects.create_user(username="alice", password="alice-pass-123")
+
+
+@pytest.fixture
+def other_user(django_user_model):  # type: ignore[no-untyped-def]
+    return django_user_model.objects.create_user(username="bob", password="bob-pass-123")
+
+
+@pytest.fixture
+def staff(django_user_model):  # type: ignore[no-untyped-def]
+    return django_user_model.objects.create_user(
+        username="root-admin", password="admin-pass-123", is_staff=True, is_superuser=True
+    )
+
+
+@pytest.fixture
+def test_host(db):  # type: ignore[no-untyped-def]
+    """libvirt's in-process test driver: fast, no daemon. Its state is shared by the whole test process."""
+    from kvmweb.hosts.models import Host
+
+    host = Host.objects.create(name="testdrv", uri="test:///default", domain_type="auto", detected_domain_type="test")
+    yield host
+    _cleanup_prefixed("test:///default")
+
+
+@pytest.fixture
+def qemu_host(db):  # type: ignore[no-untyped-def]
+    from kvmweb.hosts.models import Host
+    from kvmweb.hosts.services import host_probe
+
+    if not libvirt_available():
+        pytest.fail("qemu:///system does not answer: run the tests through `make test`, which starts libvirtd")
+    host = Host.objects.create(name="local", uri=SYSTEM)
+    host_probe(host=host)
+    return host
+
+
+def _cleanup_prefixed(uri: str) -> None:
+    """Remove every domain with the test prefix on ``uri`` (the test driver keeps state per process)."""
+    from kvmweb import hypervisor as hv
+
+    conn = hv.registry.connection(uri)
+    for row in hv.list_domains(conn):
+        if row.name.startswith(PREFIX):
+            dom = hv.lookup(conn, row.uuid)
+            if row.state.is_active:
+                dom.destroy()
+            dom.undefine()
+
+
+# ---------------------------------------------------------------------------------------------- specs
+def testdrv_spec(name: str | None = None, **kw):  # type: ignore[no-untyped-def]
+    from kvmweb import hypervisor as hv
+
+    kw.setdefault("memory_kib", 256 * 1024)
+    kw.setdefault("vcpus", 1)
+    return hv.DomainSpec(name=name or unique_name(), domain_type="test", **kw)
+
+
+def memtest_spec(name: str | None = None, *, disk: str | None = None, domain_type: str = "qemu",
+                 iso: str = MEMTEST_ISO, graphics: str = "none", **kw):  # type: ignore[no-untyped-def]
+    """A guest that sends nothing on any network: it boots memtest86+ (or GRUB rescue) from a CD-ROM."""
+    from kvmweb import hypervisor as hv
+
+    disks = [hv.DiskSpec(target="sda", device="cdrom", bus="sata", source=iso, format="raw", shared_media=True,
+                         boot_order=1)]
+    if disk:
+        disks.append(hv.DiskSpec(target="vda", device="disk", bus="virtio", source=disk, format="qcow2", boot_order=2))
+    gfx = hv.GraphicsSpec(listen="none") if graphics == "none" else hv.GraphicsSpec(listen="address", address="127.0.0.1")
+    return hv.DomainSpec(
+        name=name or unique_name(), domain_type=domain_type, memory_kib=kw.pop("memory_kib", 96 * 1024),
+        vcpus=kw.pop("vcpus", 1), disks=tuple(disks), graphics=(gfx,), **kw,
+    )
+
+
+# ---------------------------------------------------------------------------------------------- real libvirt
+@pytest.fixture(scope="session")
+def test_pool() -> Iterator[dict[str, str]]:
+    """A directory storage pool in a temporary folder, for volumes the real tests make."""
+    if not libvirt_available():
+        pytest.fail("qemu:///system does not answer: run the tests through `make test`")
+    name = f"{PREFIX}pool-{os.getpid()}"
+    path = tempfile.mkdtemp(prefix=f"{PREFIX}pool-")
+    os.chmod(path, 0o755)
+    virsh("pool-define-as", name, "dir", "--target", path)
+    virsh("pool-start", name)
+    yield {"name": name, "path": path}
+    for vol in virsh("vol-list", name, check=False).splitlines():
+        parts = vol.split()
+        if parts:
+            virsh("vol-delete", parts[0], "--pool", name, check=False)
+    virsh("pool-destroy", name, check=False)
+    virsh("pool-undefine", name, check=False)
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def make_volume(test_pool: dict[str, str]) -> Callable[..., str]:
+    """Create a qcow2 volume in the test pool; returns its path (removed with the pool at the end)."""
+    def make(name: str | None = None, size: str = "64M", fmt: str = "qcow2") -> str:
+        vol = f"{name or unique_name('disk')}.{fmt}"
+        virsh("vol-create-as", test_pool["name"], vol, size, "--format", fmt)
+        return virsh("vol-path", vol, "--pool", test_pool["name"]).strip()
+
+    return make
+
+
+@pytest.fixture
+def cleanup_domains() -> Iterator[list[str]]:
+    """Append domain names to the yielded list; each is destroyed and undefined after the test, whatever happens."""
+    names: list[str] = []
+    yield names
+    for name in names:
+        virsh("destroy", name, check=False)
+        virsh("undefine", name, "--managed-save", "--snapshots-metadata", "--nvram", check=False)
+
+
+@pytest.fixture
+def real_vm(qemu_host, owner, cleanup_domains):  # type: ignore[no-untyped-def]
+    """A factory: define a guest on qemu:///system owned by ``owner`` through the service layer."""
+    from kvmweb.machines.services import vm_define
+
+    def make(spec=None, *, user=None):  # type: ignore[no-untyped-def]
+        spec = spec or memtest_spec()
+        cleanup_domains.append(spec.name)
+        return vm_define(actor=user or owner, host=qemu_host, spec=spec)
+
+    return make
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_leftovers() -> Iterator[None]:
+    """Fail the session if a test left a prefixed domain, network or volume behind on qemu:///system."""
+    yield
+    if not libvirt_available():
+        return
+    left = [f"domain {n}" for n in virsh("list", "--all", "--name", check=False).split() if n.startswith(PREFIX)]
+    left += [f"network {n}" for n in virsh("net-list", "--all", "--name", check=False).split() if n.startswith(PREFIX)]
+    for pool in virsh("pool-list", "--all", "--name", check=False).split():
+        if pool.startswith(PREFIX):
+            left.append(f"pool {pool}")
+            continue
+        for line in virsh("vol-list", pool, check=False).splitlines():
+            parts = line.split()
+            if parts and parts[0].startswith(PREFIX):
+                left.append(f"volume {pool}/{parts[0]}")
+    if left:
+        pytest.fail("tests left these behind: " + ", ".join(left), pytrace=False)
