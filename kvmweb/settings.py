@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import sys
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -48,6 +49,14 @@ def _database(url: str) -> dict[str, object]:
         }
     raise ValueError(f"KVMWEB_DATABASE_URL: unsupported scheme {parsed.scheme!r} (use sqlite:// or postgres://)")
 
+
+# Under pytest every run gets its own database file, Celery queue and channel-layer prefix, so that parallel runs
+# (and the server processes a run starts, which inherit these variables) never see each other's work.
+TESTING = "pytest" in sys.modules or env_bool("KVMWEB_TESTING", False)
+if TESTING:
+    os.environ.setdefault("KVMWEB_TEST_RUN", f"{os.getpid()}")
+    os.environ.setdefault("KVMWEB_CELERY_QUEUE", f"kvmweb-test-{os.environ['KVMWEB_TEST_RUN']}")
+    os.environ.setdefault("KVMWEB_CHANNEL_PREFIX", f"kvmweb-test-{os.environ['KVMWEB_TEST_RUN']}:")
 
 SECRET_KEY = _secret_key()
 DEBUG = env_bool("KVMWEB_DEBUG", False)
@@ -114,6 +123,9 @@ TEMPLATES = [
 ]
 
 DATABASES = {"default": _database(os.environ.get("KVMWEB_DATABASE_URL", "sqlite://"))}
+if TESTING and DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # A file, not memory: the servers a test starts (daphne, Celery) must see the test database.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.environ['KVMWEB_TEST_RUN']}.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -147,10 +159,14 @@ WHITENOISE_USE_FINDERS = True
 
 REDIS_URL = os.environ.get("KVMWEB_REDIS_URL", "redis://127.0.0.1:6379/0")
 CHANNEL_LAYERS = {
-    "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}},
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {"hosts": [REDIS_URL], "prefix": os.environ.get("KVMWEB_CHANNEL_PREFIX", "kvmweb:")},
+    },
 }
 CELERY_BROKER_URL = os.environ.get("KVMWEB_CELERY_BROKER_URL", REDIS_URL)
 CELERY_RESULT_BACKEND = None
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("KVMWEB_CELERY_QUEUE", "kvmweb")
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

@@ -93,7 +93,7 @@ def _cleanup_prefixed(uri: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- specs
-def testdrv_spec(name: str | None = None, **kw):  # type: ignore[no-untyped-def]
+def spec_testdrv(name: str | None = None, **kw):  # type: ignore[no-untyped-def]
     from kvmweb import hypervisor as hv
 
     kw.setdefault("memory_kib", 256 * 1024)
@@ -190,3 +190,7 @@ def no_leftovers() -> Iterator[None]:
                 left.append(f"volume {pool}/{parts[0]}")
     if left:
         pytest.fail("tests left these behind: " + ", ".join(left), pytrace=False)
+
+
+# Live servers and the browser (tests/live.py): daphne, a Celery worker, headless Chromium.
+from tests.live import browser_context, celery_worker_proc, page, portal, portal_server  # noqa: E402,F401

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from kvmweb import hypervisor as hv
-from tests.conftest import PREFIX, testdrv_spec
+from tests.conftest import PREFIX, spec_testdrv
 
 URI = "test:///default"
 
@@ -22,7 +22,7 @@ def conn():  # type: ignore[no-untyped-def]
 
 
 def test_define_list_lifecycle(conn: hv.Connection) -> None:
-    dom = hv.define(conn, testdrv_spec(vcpus=2, memory_kib=512 * 1024))
+    dom = hv.define(conn, spec_testdrv(vcpus=2, memory_kib=512 * 1024))
     rows = {r.name: r for r in hv.list_domains(conn)}
     row = rows[dom.name]
     assert row.state is hv.DomainState.SHUTOFF and row.vcpus == 2 and row.max_memory_kib == 512 * 1024
@@ -40,7 +40,7 @@ def test_define_list_lifecycle(conn: hv.Connection) -> None:
 
 
 def test_errors_are_translated(conn: hv.Connection) -> None:
-    dom = hv.define(conn, testdrv_spec())
+    dom = hv.define(conn, spec_testdrv())
     with pytest.raises(hv.OperationInvalid):
         dom.destroy()  # not running
     with pytest.raises(hv.DomainNotFound):
@@ -58,7 +58,7 @@ def test_unreachable_host_is_host_unavailable() -> None:
 def test_list_calls_do_not_grow_with_domains_on_bulk_drivers(conn: hv.Connection) -> None:
     """On the test driver the bulk stats lack vcpu/memory (one info() per domain); the list still works."""
     for _ in range(5):
-        hv.define(conn, testdrv_spec())
+        hv.define(conn, spec_testdrv())
     before = conn.calls
     rows = hv.list_domains(conn)
     assert len([r for r in rows if r.name.startswith(PREFIX)]) == 5
@@ -67,7 +67,7 @@ def test_list_calls_do_not_grow_with_domains_on_bulk_drivers(conn: hv.Connection
 
 
 def test_block_devices_and_vnc_from_xml(conn: hv.Connection) -> None:
-    spec = testdrv_spec(
+    spec = spec_testdrv(
         disks=(hv.DiskSpec(target="vda", source="/tmp/x.qcow2"),
                hv.DiskSpec(target="hdc", device="cdrom", bus="ide", source=None, format="raw")),
         graphics=(hv.GraphicsSpec(listen="address", address="127.0.0.1", port=5905),),

@@ -1,0 +1,160 @@
+"""Live servers and a real browser for tests: daphne (HTTP + websockets), a Celery worker, headless Chromium.
+
+The servers run as subprocesses on the test database file (see settings.TESTING), so tests that use them must
+commit their data: use the ``transactional_db`` fixture (``portal`` pulls it in).
+"""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+# Playwright's sync API keeps an asyncio loop running in the test thread; Django's ORM would refuse to run there.
+# Tests are synchronous code, so this is safe for the test process (never set for the servers it starts).
+os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = Path(os.environ.get("KVMWEB_TEST_ARTIFACTS", ROOT / "test-artifacts"))
+CHROMIUM = os.environ.get("KVMWEB_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+def server_env() -> dict[str, str]:
+    """The environment for server subprocesses: the test database, this run's queue and channel prefix."""
+    from django.conf import settings
+
+    env = dict(os.environ)
+    env["KVMWEB_DATABASE_URL"] = "sqlite://" + str(settings.DATABASES["default"]["NAME"])
+    env["KVMWEB_TESTING"] = "1"
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    env["C_FORCE_ROOT"] = "1"
+    env.setdefault("KVMWEB_LOG_LEVEL", "WARNING")
+    return env
+
+
+@dataclass
+class Portal:
+    url: str
+    port: int
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+
+@pytest.fixture(scope="session")
+def portal_server(django_db_setup, django_db_blocker) -> Iterator[Portal]:  # type: ignore[no-untyped-def]
+    """daphne serving kvmweb on 127.0.0.1 (a free port) against the test database."""
+    port = free_port()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    log = ARTIFACTS / f"daphne-{port}.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "kvmweb.asgi:application"],
+            cwd=ROOT, env=server_env(), stdout=out, stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_port(port, proc)
+        yield Portal(url=f"http://127.0.0.1:{port}", port=port, proc=proc, log=log)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture
+def portal(portal_server: Portal, transactional_db) -> Portal:  # type: ignore[no-untyped-def]
+    return portal_server
+
+
+@pytest.fixture(scope="session")
+def celery_worker_proc(django_db_setup) -> Iterator[subprocess.Popen[bytes]]:  # type: ignore[no-untyped-def]
+    """A real Celery worker (Redis broker) on this run's own queue."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    env = server_env()
+    log = ARTIFACTS / f"celery-{os.getpid()}.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "kvmweb", "worker", "--pool=solo", "--loglevel=INFO",
+             "-Q", env["KVMWEB_CELERY_QUEUE"], "-n", f"test-{os.getpid()}@%h"],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )
+    time.sleep(2)
+    if proc.poll() is not None:
+        raise RuntimeError(f"celery worker exited: see {log}")
+    yield proc
+    proc.terminate()
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture(scope="session")
+def browser_context() -> Iterator[object]:
+    """A headless Debian Chromium driven by Playwright (never `playwright install`)."""
+    from playwright.sync_api import sync_playwright
+
+    with tempfile.TemporaryDirectory(prefix="kvmweb-chromium-") as profile, sync_playwright() as p:
+        ctx = p.chromium.launch_persistent_context(
+            profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
+            viewport={"width": 1366, "height": 860},
+        )
+        try:
+            yield ctx
+        finally:
+            ctx.close()
+
+
+@pytest.fixture
+def page(browser_context):  # type: ignore[no-untyped-def]
+    pg = browser_context.new_page()
+    pg.set_default_timeout(20_000)
+    yield pg
+    browser_context.clear_cookies()
+    pg.close()
+
+
+def login(page, portal: Portal, username: str, password: str) -> None:  # type: ignore[no-untyped-def]
+    page.goto(f"{portal.url}/accounts/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    page.click("button[type=submit]")
+    page.wait_for_url(lambda url: "/accounts/login/" not in url)
+
+
+def screenshot(page, name: str) -> Path:  # type: ignore[no-untyped-def]
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
