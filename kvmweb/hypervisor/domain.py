@@ -291,6 +291,40 @@ class Domain:
     def set_autostart(self, enabled: bool) -> None:
         self.conn.run(lambda: self._dom.setAutostart(1 if enabled else 0))
 
+    # -- devices --------------------------------------------------------------------------------------
+    def _device_flags(self, live: bool | None) -> int:
+        """Change the persistent config, and the running guest too when it runs (``live=None``: decide)."""
+        if live is None:
+            live = self.state().is_active
+        flags = libvirt.VIR_DOMAIN_AFFECT_CONFIG if self.conn.run(self._dom.isPersistent) else 0
+        if live:
+            flags |= libvirt.VIR_DOMAIN_AFFECT_LIVE
+        return flags
+
+    def attach_device(self, device_xml: str, *, live: bool | None = None) -> None:
+        """Add a device (disk, interface...) given as XML built by a spec object (hot-plug when running)."""
+        flags = self._device_flags(live)
+        self.conn.run(lambda: self._dom.attachDeviceFlags(device_xml, flags))
+
+    def detach_device(self, device_xml: str, *, live: bool | None = None) -> None:
+        flags = self._device_flags(live)
+        self.conn.run(lambda: self._dom.detachDeviceFlags(device_xml, flags))
+
+    def update_device(self, device_xml: str, *, live: bool | None = None) -> None:
+        """Change a device in place (CD-ROM media, interface link state...)."""
+        flags = self._device_flags(live)
+        self.conn.run(lambda: self._dom.updateDeviceFlags(device_xml, flags))
+
+    def redefine(self, spec: DomainSpec) -> None:
+        """Replace the persistent definition (same UUID) with ``spec``; takes effect at next boot if running."""
+        xml = spec.to_xml()
+        self.conn.call(lambda c: c.defineXML(xml))
+
+    @property
+    def raw(self) -> libvirt.virDomain:
+        """The underlying virDomain, for other modules of the hypervisor layer only (streams, events)."""
+        return self._dom
+
     def screenshot_png(self) -> bytes:
         """A PNG of the guest's screen (QEMU returns PNG)."""
         stream = self.conn.call(lambda c: c.newStream(0))
