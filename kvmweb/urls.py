@@ -10,7 +10,7 @@ APPS = ["machines", "hosts", "jobs", "storage", "networks", "console"]
 api_v1 = [path("", include(f"kvmweb.{app}.api_urls")) for app in APPS]
 
 urlpatterns = [
-    path("", RedirectView.as_view(pattern_name="machines:list", permanent=False)),
+    path("", RedirectView.as_view(pattern_name="machines:list", permanent=False), name="home"),
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("vms/", include("kvmweb.machines.urls")),
