@@ -26,9 +26,20 @@ def can_see(actor: Actor, vm: VirtualMachine) -> bool:
 
 
 @dataclass(frozen=True)
+class VmRecord:
+    """The few columns of a VirtualMachine row a list needs (no model instances: lists of thousands stay cheap)."""
+
+    pk: int
+    uuid: str
+    name: str
+    owner_id: int | None
+    owner_name: str | None
+
+
+@dataclass(frozen=True)
 class VmRow:
     host: Host
-    record: VirtualMachine
+    record: VmRecord
     summary: hv.DomainSummary
 
     @property
@@ -44,8 +55,8 @@ class VmRow:
         return self.summary.state
 
     @property
-    def owner(self) -> AbstractBaseUser | None:
-        return self.record.owner
+    def owner_name(self) -> str | None:
+        return self.record.owner_name
 
 
 @dataclass
@@ -54,10 +65,20 @@ class VmList:
     unavailable: list[tuple[Host, str]] = field(default_factory=list)  # hosts that did not answer, and why
 
 
-def _reconcile(host: Host, summaries: list[hv.DomainSummary]) -> dict[str, VirtualMachine]:
+_RECORD_COLUMNS = ("pk", "uuid", "name", "owner_id", "owner__username")
+
+
+def _records(**filters: object) -> dict[str, VmRecord]:
+    return {
+        str(u): VmRecord(pk, str(u), name, owner_id, owner_name)
+        for pk, u, name, owner_id, owner_name in VirtualMachine.objects.filter(**filters).values_list(*_RECORD_COLUMNS)
+    }
+
+
+def _reconcile(host: Host, summaries: list[hv.DomainSummary]) -> dict[str, VmRecord]:
     """Make the records of ``host`` match what libvirt listed: add unowned rows for domains defined outside the
-    portal, drop rows of domains deleted outside it, follow renames. Two queries when nothing changed."""
-    records = {str(r.uuid): r for r in VirtualMachine.objects.filter(host=host).select_related("owner")}
+    portal, drop rows of domains deleted outside it, follow renames. One query when nothing changed."""
+    records = _records(host=host)
     live = {s.uuid: s for s in summaries}
     stale = [r.pk for u, r in records.items() if u not in live]
     if stale:
@@ -65,12 +86,10 @@ def _reconcile(host: Host, summaries: list[hv.DomainSummary]) -> dict[str, Virtu
     missing = [VirtualMachine(host=host, uuid=uuid_mod.UUID(u), name=s.name) for u, s in live.items() if u not in records]
     if missing:
         VirtualMachine.objects.bulk_create(missing, ignore_conflicts=True)
-        records.update({str(r.uuid): r for r in VirtualMachine.objects.filter(host=host, uuid__in=[m.uuid for m in missing]).select_related("owner")})
-    renamed = [r for u, r in records.items() if u in live and r.name != live[u].name]
-    for record in renamed:
-        record.name = live[str(record.uuid)].name
-    if renamed:
-        VirtualMachine.objects.bulk_update(renamed, ["name"])
+        records.update(_records(host=host, uuid__in=[m.uuid for m in missing]))
+    renamed = {r.pk: live[u].name for u, r in records.items() if u in live and r.name != live[u].name}
+    for pk, name in renamed.items():
+        VirtualMachine.objects.filter(pk=pk).update(name=name)
     return {u: r for u, r in records.items() if u in live}
 
 
@@ -79,7 +98,7 @@ def vm_list(
 ) -> VmList:
     """The VMs ``actor`` may see (``virsh list --all`` over every host), filtered.
 
-    One bulk libvirt call per host, two database queries per host: the cost does not grow with the number of VMs
+    One bulk libvirt call and one database query per host: the cost does not grow with the number of VMs
     beyond building the rows.
     """
     result = VmList()

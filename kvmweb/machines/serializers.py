@@ -26,7 +26,7 @@ class VmSummarySerializer(serializers.Serializer):
         return {
             "uuid": s.uuid, "name": s.name, "id": s.id, "state": s.state.slug, "state_label": s.state.label,
             "vcpus": s.vcpus, "memory_kib": s.memory_kib, "max_memory_kib": s.max_memory_kib,
-            "host": row.host.name, "owner": row.owner.get_username() if row.owner else None,
+            "host": row.host.name, "owner": row.owner_name,
             "url": f"/api/v1/vms/{s.uuid}/",
         }
 

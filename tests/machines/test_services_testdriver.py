@@ -33,7 +33,7 @@ def test_owner_sees_own_vm_other_user_gets_404(test_host, owner, other_user, sta
 def test_vm_defined_outside_portal_shows_to_staff_as_unowned(test_host, owner, staff) -> None:  # type: ignore[no-untyped-def]
     dom = hv.define(_conn(test_host), spec_testdrv())
     rows = {r.uuid: r for r in vm_list(actor=staff).rows}
-    assert rows[dom.uuid].owner is None
+    assert rows[dom.uuid].owner_name is None
     assert dom.uuid not in [r.uuid for r in vm_list(actor=owner).rows]
     # the built-in "test" domain of the driver is also there, unowned
     assert any(r.name == "test" for r in rows.values())
