@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import enum
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 
 import libvirt
 
@@ -60,9 +61,10 @@ class DomainSummary:
     name: str
     id: int | None
     state: DomainState
-    vcpus: int | None
-    memory_kib: int | None  # current (balloon) memory
-    max_memory_kib: int | None
+    vcpus: int | None = None
+    memory_kib: int | None = None  # current (balloon) memory
+    max_memory_kib: int | None = None
+    handle: libvirt.virDomain | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -112,37 +114,52 @@ class VncDisplay:
         return f"{self.address or ''}:{self.port - 5900}"
 
 
-_STATS = libvirt.VIR_DOMAIN_STATS_STATE | libvirt.VIR_DOMAIN_STATS_VCPU | libvirt.VIR_DOMAIN_STATS_BALLOON
+_STATE = libvirt.VIR_DOMAIN_STATS_STATE
+_SIZES = libvirt.VIR_DOMAIN_STATS_VCPU | libvirt.VIR_DOMAIN_STATS_BALLOON
 
 
-def list_domains(conn: Connection) -> list[DomainSummary]:
-    """Every domain on the host (``virsh list --all``) with one bulk call.
+def _with_sizes(row: DomainSummary, values: dict[str, int]) -> DomainSummary:
+    if values.get("vcpu.current") is None or values.get("balloon.maximum") is None:
+        return row
+    return replace(row, vcpus=values["vcpu.current"], memory_kib=values.get("balloon.current"),
+                   max_memory_kib=values["balloon.maximum"])
 
-    Drivers that report vCPUs and memory in bulk stats (QEMU) need exactly one libvirt call whatever the number
-    of domains. Drivers that report only ``state.*`` (the test driver) get one ``info()`` call per domain.
+
+def list_domains(conn: Connection, *, sizes: bool = True) -> list[DomainSummary]:
+    """Every domain on the host (``virsh list --all``), sorted by name, with one bulk libvirt call.
+
+    ``sizes=False`` skips vCPUs and memory (cheaper for thousands of domains): fetch them later for the rows
+    actually shown with :func:`fill_sizes`, again in one call.
     """
-    stats = conn.call(lambda c: c.getAllDomainStats(_STATS, 0))
+    stats = conn.call(lambda c: c.getAllDomainStats(_STATE | (_SIZES if sizes else 0), 0))
     rows = []
     for dom, values in stats:
-        vcpus = values.get("vcpu.current")
-        current = values.get("balloon.current")
-        maximum = values.get("balloon.maximum")
-        if vcpus is None or maximum is None:
-            _state, maximum, current, vcpus, _cpu = conn.run(dom.info)
         dom_id = dom.ID()
-        rows.append(
-            DomainSummary(
-                uuid=dom.UUIDString(),
-                name=dom.name(),
-                id=dom_id if dom_id >= 0 else None,
-                state=DomainState.from_code(values.get("state.state", 0)),
-                vcpus=vcpus,
-                memory_kib=current,
-                max_memory_kib=maximum,
-            )
+        row = DomainSummary(
+            uuid=dom.UUIDString(), name=dom.name(), id=dom_id if dom_id >= 0 else None,
+            state=DomainState.from_code(values.get("state.state", 0)), handle=dom,
         )
+        rows.append(_with_sizes(row, values) if sizes else row)
     rows.sort(key=lambda r: r.name)
-    return rows
+    return fill_sizes(conn, rows) if sizes else rows
+
+
+def fill_sizes(conn: Connection, rows: Sequence[DomainSummary]) -> list[DomainSummary]:
+    """vCPUs and memory for ``rows`` that lack them: one bulk call; drivers whose bulk stats hold only
+    ``state.*`` (the test driver) fall back to one ``info()`` per row."""
+    todo = [r.handle for r in rows if r.vcpus is None and r.handle is not None]
+    found: dict[str, dict[str, int]] = {}
+    if todo:
+        found = {d.UUIDString(): v for d, v in conn.call(lambda c: c.domainListGetStats(todo, _SIZES, 0))}
+    out = []
+    for row in rows:
+        if row.vcpus is None and row.uuid in found:
+            row = _with_sizes(row, found[row.uuid])
+        if row.vcpus is None and row.handle is not None:
+            _state, maximum, current, vcpus, _cpu = conn.run(row.handle.info)
+            row = replace(row, vcpus=vcpus, memory_kib=current, max_memory_kib=maximum)
+        out.append(row)
+    return out
 
 
 def lookup(conn: Connection, uuid: str) -> Domain:

@@ -14,7 +14,7 @@ from kvmweb.core.errors import ValidationError
 from kvmweb.hypervisor import DomainState
 
 from . import services
-from .selectors import vm_detail, vm_domain, vm_get, vm_list
+from .selectors import vm_detail, vm_domain, vm_get, vm_list, vm_rows_sized
 from .serializers import (
     ActionResultSerializer,
     AutostartSerializer,
@@ -50,12 +50,11 @@ class VmListApi(APIView):
         summary="List VMs (virsh list --all)",
     )
     def get(self, request: Request) -> Response:
-        result = vm_list(actor=request.user, **parse_filters(request.query_params))
+        result = vm_list(actor=request.user, sizes=False, **parse_filters(request.query_params))
         paginator = LimitOffsetPagination()
-        rows = [VmSummarySerializer.from_row(r) for r in result.rows]
+        page = vm_rows_sized(paginator.paginate_queryset(result.rows, request, view=self) or [])
         unavailable = [{"host": h.name, "detail": d} for h, d in result.unavailable]
-        page = paginator.paginate_queryset(rows, request, view=self)
-        response = paginator.get_paginated_response(page)
+        response = paginator.get_paginated_response([VmSummarySerializer.from_row(r) for r in page])
         response.data["unavailable_hosts"] = unavailable
         return response
 

@@ -94,12 +94,13 @@ def _reconcile(host: Host, summaries: list[hv.DomainSummary]) -> dict[str, VmRec
 
 
 def vm_list(
-    *, actor: Actor, name: str = "", state: str = "", host_id: int | None = None,
+    *, actor: Actor, name: str = "", state: str = "", host_id: int | None = None, sizes: bool = True,
 ) -> VmList:
     """The VMs ``actor`` may see (``virsh list --all`` over every host), filtered.
 
     One bulk libvirt call and one database query per host: the cost does not grow with the number of VMs
-    beyond building the rows.
+    beyond building the rows. ``sizes=False`` leaves vCPUs/memory empty: pages fill them for the rows they
+    show with :func:`vm_rows_sized` (one more call per host).
     """
     result = VmList()
     hosts = host_queryset()
@@ -109,7 +110,7 @@ def vm_list(
     needle = name.strip().lower()
     for host in hosts:
         try:
-            summaries = hv.list_domains(host_connection(host))
+            summaries = hv.list_domains(host_connection(host), sizes=sizes)
         except hv.HypervisorError as exc:
             result.unavailable.append((host, exc.detail))
             continue
@@ -125,6 +126,22 @@ def vm_list(
             result.rows.append(VmRow(host=host, record=record, summary=summary))
     result.rows.sort(key=lambda r: (r.name.lower(), r.host.name))
     return result
+
+
+def vm_rows_sized(rows: list[VmRow]) -> list[VmRow]:
+    """``rows`` with vCPUs and memory filled in: one bulk libvirt call per host among them."""
+    by_host: dict[int, list[VmRow]] = {}
+    for row in rows:
+        by_host.setdefault(row.host.pk, []).append(row)
+    sized: dict[str, hv.DomainSummary] = {}
+    for host_rows in by_host.values():
+        host = host_rows[0].host
+        try:
+            for summary in hv.fill_sizes(host_connection(host), [r.summary for r in host_rows]):
+                sized[summary.uuid] = summary
+        except hv.HypervisorError:
+            continue  # the host went away between the two calls: show the rows without sizes
+    return [VmRow(host=r.host, record=r.record, summary=sized.get(r.uuid, r.summary)) for r in rows]
 
 
 def vm_get(*, actor: Actor, uuid: str | uuid_mod.UUID) -> VirtualMachine:

@@ -19,7 +19,7 @@ from kvmweb.hypervisor import DomainState, HypervisorError
 from . import services
 from .api import parse_filters
 from .forms import DeleteForm
-from .selectors import vm_detail, vm_get, vm_list
+from .selectors import vm_detail, vm_get, vm_list, vm_rows_sized
 
 
 @login_required
@@ -30,8 +30,9 @@ def vm_list_view(request: HttpRequest) -> HttpResponse:
     except ServiceError as exc:
         messages.error(request, exc.detail)
         filters = {"name": "", "state": "", "host_id": None}
-    result = vm_list(actor=request.user, **filters)
+    result = vm_list(actor=request.user, sizes=False, **filters)
     page = Paginator(result.rows, settings.KVMWEB_PAGE_SIZE).get_page(request.GET.get("page"))
+    page.object_list = vm_rows_sized(list(page.object_list))
     query = request.GET.copy()
     query.pop("page", None)
     context = {
