@@ -210,7 +210,8 @@ class Domain:
 
     def xml(self, *, inactive: bool = False) -> str:
         flags = libvirt.VIR_DOMAIN_XML_INACTIVE if inactive else 0
-        return self.conn.run(lambda: self._dom.XMLDesc(flags))
+        xml: str = self.conn.run(lambda: self._dom.XMLDesc(flags))
+        return xml
 
     def spec(self, *, inactive: bool = False) -> DomainSpec:
         return DomainSpec.from_xml(self.xml(inactive=inactive))

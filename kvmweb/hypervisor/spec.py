@@ -141,7 +141,7 @@ class DomainSpec:
         disks = tuple(_parse_disk(el) for el in root.findall("devices/disk"))
         interfaces = tuple(
             InterfaceSpec(
-                network=(el.find("source").get("network", "") if el.find("source") is not None else ""),
+                network=_attr(el, "source", "network") or "",
                 mac=_attr(el, "mac", "address"),
                 model=_attr(el, "model", "type") or "",
             )
