@@ -1,3 +1,9 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from . import api
+
+urlpatterns = [
+    path("jobs/", api.JobListApi.as_view(), name="job-list"),
+    path("jobs/<int:pk>/", api.JobDetailApi.as_view(), name="job-detail"),
+    path("jobs/<int:pk>/cancel/", api.JobCancelApi.as_view(), name="job-cancel"),
+]

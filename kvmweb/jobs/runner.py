@@ -1,0 +1,186 @@
+"""How a long piece of work becomes a Job-tracked Celery task. See /work/brief/JOBS-API.md (README: "Jobs").
+
+    @undo_step("storage.delete_volume")
+    def _delete_volume(params): ...                  # idempotent: may run again after a crash
+
+    @job_task("storage.clone")
+    def clone(ctx: JobContext) -> dict | None:
+        ctx.progress(10, "Copying...")
+        ctx.undo("storage.delete_volume", f"delete volume {path}", path=path)   # persisted before the work
+        ...
+        ctx.check_cancelled()                         # raises JobCancelled when someone asked
+        return {"path": path}                         # stored as job.result
+
+Whatever ``fn`` raises fails the job with a readable message, after the recorded undo steps ran in reverse
+(each logged). The undo steps are stored in the Job row, so a job whose worker died is undone when a worker starts.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from celery import shared_task
+from django.db import transaction
+
+from kvmweb.core.errors import error_reply
+
+from . import services
+from .models import Job
+
+log = logging.getLogger(__name__)
+
+UndoFn = Callable[[dict[str, Any]], str | None]
+_UNDO_STEPS: dict[str, UndoFn] = {}
+JOB_TASKS: dict[str, Any] = {}
+
+
+class JobCancelled(Exception):
+    """Raised by ``JobContext.check_cancelled`` when someone asked to cancel the job."""
+
+
+def undo_step(name: str) -> Callable[[UndoFn], UndoFn]:
+    """Register an undo handler ``fn(params) -> message | None``. It must be idempotent (may run twice)."""
+    def register(fn: UndoFn) -> UndoFn:
+        _UNDO_STEPS[name] = fn
+        return fn
+
+    return register
+
+
+def undo_record(step: str, description: str, /, **params: Any) -> dict[str, Any]:
+    """An undo step as stored in ``Job.cleanup`` (for services that pre-record steps in ``job_create``)."""
+    if step not in _UNDO_STEPS:
+        _load_undo_steps()
+    if step not in _UNDO_STEPS:
+        raise KeyError(f"unknown undo step {step!r}: register it with @undo_step")
+    return {"step": step, "description": description, "params": params}
+
+
+def _load_undo_steps() -> None:
+    """Undo handlers live in each app's ``tasks`` module (or modules it imports): make sure they are loaded."""
+    from django.utils.module_loading import autodiscover_modules
+
+    autodiscover_modules("tasks")
+
+
+def readable(exc: BaseException) -> str:
+    reply = error_reply(exc) if isinstance(exc, Exception) else None
+    if reply is not None:
+        return reply.detail
+    return f"Unexpected error ({type(exc).__name__}): {exc}"
+
+
+def run_cleanup(job_id: int) -> list[str]:
+    """Run the job's recorded undo steps, newest first; log each. Returns what was logged."""
+    with transaction.atomic():
+        job = Job.objects.select_for_update().filter(pk=job_id).first()
+        if job is None or not job.cleanup:
+            return []
+        steps = list(job.cleanup)
+        Job.objects.filter(pk=job_id).update(cleanup=[])
+    _load_undo_steps()
+    said: list[str] = []
+    for step in reversed(steps):
+        handler = _UNDO_STEPS.get(step.get("step", ""))
+        description = step.get("description") or step.get("step")
+        if handler is None:
+            message, level = f"Could not roll back ({description}): no handler for {step.get('step')!r}.", "error"
+        else:
+            try:
+                extra = handler(step.get("params") or {})
+                message, level = f"Rolled back: {description}" + (f" ({extra})" if extra else "") + ".", "warning"
+            except Exception as exc:  # noqa: BLE001 - keep undoing the rest
+                message, level = f"Could not roll back ({description}): {readable(exc)}", "error"
+                log.exception("undo step %s of job %s failed", step, job_id)
+        services.job_log(job_id=job_id, message=message, level=level)
+        said.append(message)
+    return said
+
+
+class JobContext:
+    """What a task body gets: its job's params and the ways to report and to check for cancellation."""
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+        self.job_id: int = job.pk
+        self.params: dict[str, Any] = dict(job.params)
+
+    def log(self, message: str, level: str = "info") -> None:
+        services.job_log(job_id=self.job_id, message=message, level=level)
+
+    def progress(self, percent: int, message: str = "") -> None:
+        services.job_progress(job_id=self.job_id, percent=percent, message=message)
+
+    def check_cancelled(self) -> None:
+        if services.job_is_cancel_requested(self.job_id):
+            raise JobCancelled()
+
+    def undo(self, step: str, description: str, /, **params: Any) -> None:
+        """Record an undo step BEFORE doing the work it undoes (undo handlers tolerate 'not there')."""
+        record = undo_record(step, description, **params)
+        with transaction.atomic():
+            job = Job.objects.select_for_update().get(pk=self.job_id)
+            job.cleanup = [*job.cleanup, record]
+            job.save(update_fields=["cleanup"])
+
+    def forget_undo(self, step: str, **params: Any) -> None:
+        """Drop a recorded undo step (by name and params): e.g. the work it undoes turned out not to be ours."""
+        with transaction.atomic():
+            job = Job.objects.select_for_update().get(pk=self.job_id)
+            job.cleanup = [s for s in job.cleanup if not (s.get("step") == step and s.get("params") == params)]
+            job.save(update_fields=["cleanup"])
+
+    def keep(self) -> None:
+        """Forget the undo steps: what was made so far stays even if a later step fails."""
+        Job.objects.filter(pk=self.job_id).update(cleanup=[])
+
+    def set_result(self, **values: Any) -> None:
+        job = Job.objects.get(pk=self.job_id)
+        Job.objects.filter(pk=self.job_id).update(result={**job.result, **values})
+
+
+def job_task(kind: str) -> Callable[[Callable[[JobContext], dict[str, Any] | None]], Any]:
+    """Make ``fn(ctx)`` the Celery task of jobs of type ``kind``; ``job_create(task=...)`` takes the result."""
+    def wrap(fn: Callable[[JobContext], dict[str, Any] | None]) -> Any:
+        @shared_task(name=f"kvmweb.job.{kind}", bind=True, acks_late=True, ignore_result=True)
+        def task(self: Any, job_id: int) -> None:
+            job = services.job_start(job_id=job_id, task_id=self.request.id or "",
+                                     worker=self.request.hostname or "")
+            if job is None:
+                _redelivered(job_id)
+                return  # cancelled before it ran, or a redelivered message for a job already handled
+            execute(fn, job)
+
+        task.job_kind = kind
+        JOB_TASKS[kind] = task
+        return task
+
+    return wrap
+
+
+def _redelivered(job_id: int) -> None:
+    """The message of a job already running came again: the process that ran it died (a prefork child killed,
+    acks_late redelivered it). Undo and fail it rather than leave it running forever."""
+    if Job.objects.filter(pk=job_id, state=Job.State.RUNNING).exists():
+        run_cleanup(job_id)
+        services.job_fail(job_id=job_id, error="The worker process running this job died; it was stopped and undone.")
+
+
+def execute(fn: Callable[[JobContext], dict[str, Any] | None], job: Job) -> None:
+    ctx = JobContext(job)
+    try:
+        ctx.check_cancelled()
+        result = fn(ctx)
+    except JobCancelled:
+        ctx.log("Cancel requested: undoing what was done.", "warning")
+        run_cleanup(job.pk)
+        services.job_cancelled(job_id=job.pk)
+    except Exception as exc:  # noqa: BLE001 - every failure ends the job with a readable error
+        if error_reply(exc) is None:
+            log.exception("job %s (%s) crashed", job.pk, job.kind)
+        run_cleanup(job.pk)
+        services.job_fail(job_id=job.pk, error=readable(exc))
+    else:
+        current = Job.objects.get(pk=job.pk).result
+        services.job_succeed(job_id=job.pk, result={**current, **(result or {})})

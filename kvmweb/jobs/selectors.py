@@ -1,0 +1,65 @@
+"""Every read about jobs: a user sees their own, staff see everyone's."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import QuerySet
+
+from kvmweb.core.errors import NotFoundError, ValidationError
+from kvmweb.machines.selectors import is_staff
+
+from .models import Job
+
+Actor = AbstractBaseUser | AnonymousUser
+STATES = [s.value for s in Job.State]
+
+
+def job_queryset(actor: Actor) -> QuerySet[Job]:
+    jobs = Job.objects.select_related("actor", "host")
+    if is_staff(actor):
+        return jobs
+    if not getattr(actor, "is_authenticated", False):
+        return jobs.none()
+    return jobs.filter(actor=actor)
+
+
+def parse_job_filters(params: Mapping[str, str]) -> dict[str, str]:
+    get = params.get
+    state = get("state", "") or ""
+    if state and state not in STATES:
+        raise ValidationError(f"Unknown state {state!r}; use one of {', '.join(STATES)}.",
+                              fields={"state": [f"one of {', '.join(STATES)}"]})
+    mine = get("mine", "") or ""
+    if mine and mine not in ("1", "true", "0", "false"):
+        raise ValidationError("mine must be true or false.", fields={"mine": ["true or false"]})
+    return {"state": state, "kind": (get("kind", "") or "")[:64], "target": (get("target", "") or "")[:200],
+            "mine": "1" if mine in ("1", "true") else ""}
+
+
+def job_list(*, actor: Actor, state: str = "", kind: str = "", target: str = "", mine: str = "") -> QuerySet[Job]:
+    jobs = job_queryset(actor)
+    if state:
+        jobs = jobs.filter(state=state)
+    if kind:
+        jobs = jobs.filter(kind=kind)
+    if target:
+        jobs = jobs.filter(target=target)
+    if mine:
+        jobs = jobs.filter(actor_id=getattr(actor, "pk", None))
+    return jobs
+
+
+def job_get(*, actor: Actor, pk: int) -> Job:
+    job = job_queryset(actor).filter(pk=pk).first()
+    if job is None:
+        raise NotFoundError("No such job.")
+    return job
+
+
+def jobs_for_target(*, actor: Actor, target_type: str, target: str, limit: int = 5) -> list[Job]:
+    return list(job_queryset(actor).filter(target_type=target_type, target=target)[:limit])
+
+
+def job_kinds() -> list[str]:
+    return sorted(set(Job.objects.values_list("kind", flat=True).distinct()))
