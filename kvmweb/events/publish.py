@@ -1,0 +1,55 @@
+"""Publishing live events to browsers through the channel layer (Redis).
+
+Each browser's websocket joins one group: ``staff`` for staff, ``user.<id>`` for everyone else. An event goes to
+the groups of the users it concerns and to ``staff``: nobody receives events about other users' jobs or VMs.
+Publishing never fails the caller: an event that cannot be sent is logged and dropped (pages reload anyway).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+
+log = logging.getLogger(__name__)
+STAFF_GROUP = "staff"
+
+
+def user_group(user_id: int) -> str:
+    return f"user.{user_id}"
+
+
+def publish(event: dict[str, Any], *, user_ids: Iterable[int | None]) -> None:
+    """Send ``event`` (a JSON-able dict with a ``kind``) to the given users and to staff."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    groups = {STAFF_GROUP} | {user_group(uid) for uid in user_ids if uid is not None}
+    message = {"type": "event.push", "event": event}
+    try:
+        if _loop_running():
+            # Called from a thread that runs an event loop: send from a helper thread instead of blocking it.
+            worker = threading.Thread(target=async_to_sync(_send_all), args=(layer, groups, message))
+            worker.start()
+            worker.join(5)
+        else:
+            async_to_sync(_send_all)(layer, groups, message)
+    except Exception as exc:  # noqa: BLE001 - a lost event is not worth failing a VM operation for
+        log.warning("could not publish event %s: %s", event.get("kind"), exc)
+
+
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+async def _send_all(layer: Any, groups: set[str], message: dict[str, Any]) -> None:
+    for group in groups:
+        await layer.group_send(group, message)

@@ -1,0 +1,114 @@
+// Live events from /ws/events/: VM state badges (#vm-state, tr[data-uuid] on the VM list) and jobs
+// ([data-job-id]: progress bar, state, log lines). Reconnects with a growing delay. No framework needed.
+(function () {
+  "use strict";
+  const LABELS = {
+    nostate: "no state", running: "running", blocked: "idle", paused: "paused", shutdown: "in shutdown",
+    shutoff: "shut off", crashed: "crashed", pmsuspended: "pmsuspended",
+  };
+  let delay = 500;
+
+  function setBadge(el, slug, label) {
+    if (!el) return;
+    el.textContent = label;
+    el.className = el.className.replace(/\bstate-[a-z]+\b/g, "").trim() + " state-" + slug;
+    el.dataset.state = slug;
+  }
+
+  function onVm(ev) {
+    const label = LABELS[ev.state] || ev.state;
+    const m = location.pathname.match(/^\/vms\/([0-9a-f-]{36})\//);
+    const badge = document.getElementById("vm-state");
+    if (badge && m && m[1] === ev.uuid) {
+      const changed = badge.dataset.state !== ev.state;
+      setBadge(badge, ev.state, label);
+      if (changed) refreshActions();
+    }
+    document.querySelectorAll("tr[data-uuid='" + ev.uuid + "'] .state").forEach((el) => setBadge(el, ev.state, label));
+    document.dispatchEvent(new CustomEvent("kvmweb:vm", { detail: ev }));
+  }
+
+  // The VM page's buttons depend on the state (Start vs Force off): re-read them from the server, no reload.
+  let refreshing = null;
+  function refreshActions() {
+    clearTimeout(refreshing);
+    refreshing = setTimeout(async () => {
+      const mine = document.querySelector(".vm-head .actions");
+      if (!mine) return;
+      const html = await fetch(location.href, { credentials: "same-origin" }).then((r) => (r.ok ? r.text() : null))
+        .catch(() => null);
+      if (!html) return;
+      const fresh = new DOMParser().parseFromString(html, "text/html").querySelector(".vm-head .actions");
+      if (fresh) mine.replaceWith(fresh);
+    }, 150);
+  }
+
+  function onJob(ev) {
+    document.querySelectorAll("[data-job-id='" + ev.id + "']").forEach((box) => {
+      const bar = box.querySelector("[data-job-progress]");
+      if (bar) bar.value = Math.max(Number(bar.value) || 0, ev.progress);
+      const pct = box.querySelector("[data-job-percent]");
+      if (pct && bar) pct.textContent = bar.value + "%";
+      const st = box.querySelector("[data-job-state]");
+      if (st) { st.textContent = ev.state; st.className = "state job-state-" + ev.state; }
+      const err = box.querySelector("[data-job-error]");
+      if (err && ev.error) { err.textContent = ev.error; err.hidden = false; }
+      box.dataset.jobFinished = ev.finished ? "1" : "0";
+      const log = box.querySelector("[data-job-log]");
+      if (log && ev.line && !log.querySelector("[data-line-id='" + ev.line.id + "']")) {
+        const li = document.createElement("li");
+        li.dataset.lineId = ev.line.id;
+        li.className = "log-" + ev.line.level;
+        const t = document.createElement("time");
+        t.textContent = new Date(ev.line.at).toTimeString().slice(0, 8);
+        li.append(t, " " + ev.line.message);
+        log.append(li);
+      }
+    });
+    if (ev.finished) {
+      const cancel = document.getElementById("cancel-form");
+      if (cancel && document.querySelector("[data-job-id='" + ev.id + "']")) cancel.hidden = true;
+    }
+    document.dispatchEvent(new CustomEvent("kvmweb:job", { detail: ev }));
+  }
+
+  // After (re)connecting, read what may have changed while no socket listened: this page's VM and its jobs.
+  async function resync() {
+    const get = (url) => fetch(url, { credentials: "same-origin" }).then((r) => (r.ok ? r.json() : null));
+    const m = location.pathname.match(/^\/vms\/([0-9a-f-]{36})\/$/);
+    if (m) {
+      const vm = await get("/api/v1/vms/" + m[1] + "/").catch(() => null);
+      if (vm) onVm({ kind: "vm", uuid: m[1], state: vm.state });
+    }
+    const ids = new Set();
+    document.querySelectorAll("[data-job-id][data-job-finished='0']").forEach((el) => ids.add(el.dataset.jobId));
+    for (const id of ids) {
+      const job = await get("/api/v1/jobs/" + id + "/").catch(() => null);
+      if (!job) continue;
+      const finished = ["succeeded", "failed", "cancelled"].includes(job.state);
+      for (const line of job.log || []) onJob({ kind: "job", id: job.id, state: job.state, progress: job.progress,
+        error: job.error, finished: finished, line: line });
+      onJob({ kind: "job", id: job.id, state: job.state, progress: job.progress, error: job.error, finished: finished });
+    }
+  }
+
+  function connect() {
+    const url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws/events/";
+    const ws = new WebSocket(url);
+    ws.onopen = () => { delay = 500; document.body.dataset.events = "connected"; };
+    ws.onmessage = (msg) => {
+      let ev;
+      try { ev = JSON.parse(msg.data); } catch (e) { return; }
+      if (ev.kind === "hello") resync();
+      else if (ev.kind === "vm") onVm(ev);
+      else if (ev.kind === "job") onJob(ev);
+    };
+    ws.onclose = () => {
+      document.body.dataset.events = "disconnected";
+      setTimeout(connect, delay);
+      delay = Math.min(delay * 2, 15000);
+    };
+  }
+  window.kvmwebEvents = { onVm: onVm, onJob: onJob };
+  if (document.body.dataset.user) connect();
+})();
