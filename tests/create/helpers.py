@@ -1,0 +1,58 @@
+"""Helpers of the real create/upload tests: wait for a job, tell a guest's screen from a flat colour."""
+from __future__ import annotations
+
+import struct
+import subprocess
+import time
+import zlib
+
+from kvmweb.jobs.models import Job
+
+
+def wait_job(pk: int, *, timeout: float = 90.0, states: tuple[str, ...] = ("succeeded", "failed", "cancelled")) -> Job:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = Job.objects.get(pk=pk)
+        if job.state in states:
+            return job
+        time.sleep(0.2)
+    raise AssertionError(f"job {pk} still {Job.objects.get(pk=pk).state} after {timeout}s")
+
+
+def png_distinct_rows(png: bytes) -> int:
+    """How many distinct (filtered) scanlines a PNG holds: a flat colour gives one or two, a screen of text many."""
+    assert png[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    pos, idat, row = 8, b"", 0
+    while pos < len(png):
+        length, kind = struct.unpack(">I4s", png[pos:pos + 8])
+        data = png[pos + 8:pos + 8 + length]
+        if kind == b"IHDR":
+            width, _height, depth, colour = struct.unpack(">IIBB", data[:10])
+            channels = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}[colour]
+            row = 1 + (width * channels * depth + 7) // 8
+        elif kind == b"IDAT":
+            idat += data
+        pos += 12 + length
+    raw = zlib.decompress(idat)
+    return len({raw[i:i + row] for i in range(0, len(raw), row)})
+
+
+def wait_screen(dom, timeout: float = 30.0) -> bytes:  # type: ignore[no-untyped-def]
+    """A screenshot that is not a flat colour (the guest drew something), or fail."""
+    deadline = time.monotonic() + timeout
+    png = b""
+    while time.monotonic() < deadline:
+        png = dom.screenshot_png()
+        if png_distinct_rows(png) > 4:
+            return png
+        time.sleep(0.5)
+    raise AssertionError("the guest's screen stayed a flat colour")
+
+
+def stop(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
+    """Terminate a server process the test started; kill it if it does not stop in time."""
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
