@@ -1,0 +1,101 @@
+"""ISO library API: list, start an upload, send its pieces (raw bytes, in order), register, delete."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from kvmweb.core.errors import NotFoundError, ValidationError
+from kvmweb.hosts.models import Host
+from kvmweb.hosts.selectors import host_queryset
+
+from . import services
+from .selectors import iso_get, iso_list
+from .serializers import IsoSerializer, RegisterSerializer, UploadBeginSerializer
+
+PIECE_READ = 1024 * 1024  # bytes read from the request at a time
+
+
+def _host(host_id: int) -> Host:
+    host = host_queryset().filter(pk=host_id).first()
+    if host is None:
+        raise NotFoundError("No such host.")
+    return host
+
+
+class IsoListApi(APIView):
+    @extend_schema(parameters=[OpenApiParameter("host", int)], responses=IsoSerializer(many=True),
+                   summary="The ISO library")
+    def get(self, request: Request) -> Response:
+        host_id = request.query_params.get("host", "")
+        if host_id and not host_id.isdigit():
+            raise ValidationError("host must be a host id.", fields={"host": ["a host id"]})
+        isos = iso_list(actor=request.user, host=_host(int(host_id)) if host_id else None)
+        return Response(IsoSerializer(isos, many=True).data)
+
+    @extend_schema(request=UploadBeginSerializer, responses={201: IsoSerializer},
+                   summary="Start an upload: makes an empty volume of `size` bytes in the host's ISO pool")
+    def post(self, request: Request) -> Response:
+        body = UploadBeginSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        iso = services.iso_upload_begin(actor=request.user, host=_host(data["host"]), name=data["name"],
+                                        size=data["size"])
+        return Response(IsoSerializer(iso).data, status=status.HTTP_201_CREATED)
+
+
+class IsoRegisterApi(APIView):
+    @extend_schema(request=RegisterSerializer, responses={201: IsoSerializer},
+                   summary="Staff: register a file already on the host")
+    def post(self, request: Request) -> Response:
+        body = RegisterSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        iso = services.iso_register(actor=request.user, host=_host(data["host"]), path=data["path"],
+                                    name=data.get("name", ""))
+        return Response(IsoSerializer(iso).data, status=status.HTTP_201_CREATED)
+
+
+class IsoDetailApi(APIView):
+    @extend_schema(responses=IsoSerializer, summary="One medium")
+    def get(self, request: Request, pk: int) -> Response:
+        return Response(IsoSerializer(iso_get(actor=request.user, pk=pk)).data)
+
+    @extend_schema(responses={204: None}, summary="Delete a medium (refused while a VM uses it)")
+    def delete(self, request: Request, pk: int) -> Response:
+        services.iso_delete(actor=request.user, iso=iso_get(actor=request.user, pk=pk))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class IsoContentApi(APIView):
+    """PUT raw bytes (``application/octet-stream``) at ``?offset=N``: streamed into the volume, never whole."""
+
+    parser_classes: list = []
+
+    @extend_schema(request={"application/octet-stream": bytes}, parameters=[OpenApiParameter("offset", int)],
+                   responses=IsoSerializer, summary="Send the next piece of an upload")
+    def put(self, request: Request, pk: int) -> Response:
+        iso = iso_get(actor=request.user, pk=pk)
+        offset, length = request.query_params.get("offset", ""), request.META.get("CONTENT_LENGTH", "")
+        if not offset.isdigit() or not str(length).isdigit() or int(length) <= 0:
+            raise ValidationError("Send the piece's bytes with a Content-Length and ?offset=<bytes already sent>.",
+                                  fields={"offset": ["a number of bytes"]})
+        raw = request._request  # the Django request: a file-like stream of the body (not parsed, not buffered)
+        remaining = int(length)
+
+        def pieces() -> Iterator[bytes]:
+            nonlocal remaining
+            while remaining > 0:
+                data = raw.read(min(PIECE_READ, remaining))
+                if not data:
+                    return
+                remaining -= len(data)
+                yield data
+
+        iso = services.iso_upload_piece(actor=request.user, iso=iso, offset=int(offset), length=int(length),
+                                        chunks=pieces())
+        return Response(IsoSerializer(iso).data)

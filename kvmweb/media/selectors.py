@@ -1,0 +1,54 @@
+"""Reads of the ISO library: every logged-in user may see complete media; unfinished uploads only their uploader
+and staff."""
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import Q, QuerySet
+
+from kvmweb import hypervisor as hv
+from kvmweb.core.errors import NotFoundError
+from kvmweb.hosts.models import Host
+from kvmweb.hosts.services import host_connection
+from kvmweb.machines.selectors import is_staff
+
+from .models import IsoImage
+
+Actor = AbstractBaseUser | AnonymousUser
+
+
+def iso_queryset(actor: Actor) -> QuerySet[IsoImage]:
+    isos = IsoImage.objects.select_related("host", "added_by")
+    if not getattr(actor, "is_authenticated", False):
+        return isos.none()
+    if is_staff(actor):
+        return isos
+    return isos.filter(Q(complete=True) | Q(added_by=actor))
+
+
+def iso_list(*, actor: Actor, host: Host | None = None, complete_only: bool = False) -> QuerySet[IsoImage]:
+    isos = iso_queryset(actor)
+    if host is not None:
+        isos = isos.filter(host=host)
+    if complete_only:
+        isos = isos.filter(complete=True)
+    return isos
+
+
+def iso_get(*, actor: Actor, pk: int | str) -> IsoImage:
+    try:
+        key = int(pk)
+    except (TypeError, ValueError):
+        raise NotFoundError("No such install medium.") from None
+    iso = iso_queryset(actor).filter(pk=key).first()
+    if iso is None:
+        raise NotFoundError("No such install medium.")
+    return iso
+
+
+def iso_users(host: Host) -> dict[str, list[str]]:
+    """path → names of the domains that have it in a drive (one listing of the host's domain disks)."""
+    try:
+        users = hv.disk_users(host_connection(host))
+    except hv.HypervisorError:
+        return {}
+    return {path: sorted({u.domain_name for u in uses}) for path, uses in users.items()}

@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from .models import IsoImage
+
+
+class IsoSerializer(serializers.ModelSerializer[IsoImage]):
+    host = serializers.CharField(source="host.name")
+    added_by = serializers.SerializerMethodField()
+    job = serializers.SerializerMethodField(help_text="the upload's job (uploads only)")
+
+    class Meta:
+        model = IsoImage
+        fields = ["id", "host", "name", "path", "pool", "size", "uploaded", "complete", "registered", "added_by",
+                  "added", "job"]
+
+    def get_added_by(self, iso: IsoImage) -> str | None:
+        return iso.added_by.get_username() if iso.added_by else None
+
+    def get_job(self, iso: IsoImage) -> int | None:
+        from .services import upload_job
+
+        if iso.registered:
+            return None
+        job = upload_job(iso)
+        return job.pk if job else None
+
+
+class UploadBeginSerializer(serializers.Serializer[dict[str, object]]):
+    host = serializers.IntegerField()
+    name = serializers.CharField(max_length=200)
+    size = serializers.IntegerField(min_value=1)
+
+
+class RegisterSerializer(serializers.Serializer[dict[str, object]]):
+    host = serializers.IntegerField()
+    path = serializers.CharField(max_length=1024)
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True)

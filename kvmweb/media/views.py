@@ -1,0 +1,67 @@
+"""The ISO library page: the list, a streamed upload with a progress bar (static/media/upload.js), register and
+delete forms. Thin: every change goes through the services."""
+from __future__ import annotations
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from kvmweb.core.errors import PermissionDeniedError, ServiceError
+from kvmweb.hosts.selectors import host_queryset
+from kvmweb.hypervisor import HypervisorError
+
+from . import services
+from .selectors import iso_get, iso_list, iso_users
+
+
+class RegisterForm(forms.Form):
+    host = forms.ModelChoiceField(queryset=host_queryset(), empty_label=None)
+    path = forms.CharField(max_length=1024, help_text="A file already on the host, e.g. /srv/isos/debian.iso")
+    name = forms.CharField(max_length=200, required=False, help_text="Empty: the file's name")
+
+
+@login_required
+@require_GET
+def iso_list_view(request: HttpRequest) -> HttpResponse:
+    hosts = list(host_queryset())
+    users: dict[int, dict[str, list[str]]] = {h.pk: iso_users(h) for h in hosts}
+    rows = [(iso, users.get(iso.host_id, {}).get(iso.path, [])) for iso in iso_list(actor=request.user)]
+    return render(request, "media/list.html", {
+        "rows": rows, "hosts": hosts, "can_upload": services.can_upload(request.user),
+        "register_form": RegisterForm() if request.user.is_staff else None,
+    })
+
+
+@login_required
+@require_POST
+def iso_register_view(request: HttpRequest) -> HttpResponse:
+    if not request.user.is_staff:
+        raise PermissionDeniedError("Only staff can register files already on a host.")
+    form = RegisterForm(request.POST)
+    if form.is_valid():
+        try:
+            iso = services.iso_register(actor=request.user, host=form.cleaned_data["host"],
+                                        path=form.cleaned_data["path"], name=form.cleaned_data["name"])
+            messages.success(request, f"{iso.name} is in the ISO library of {iso.host}.")
+        except ServiceError as exc:
+            messages.error(request, exc.detail)
+    else:
+        messages.error(request, "Give a host and a path.")
+    return redirect("media:list")
+
+
+@login_required
+@require_POST
+def iso_delete_view(request: HttpRequest, pk: int) -> HttpResponse:
+    iso = iso_get(actor=request.user, pk=pk)
+    if not services.can_change(request.user, iso):
+        raise PermissionDeniedError("Only staff or the person who added a medium may delete it.")
+    try:
+        services.iso_delete(actor=request.user, iso=iso)
+        messages.success(request, f"{iso.name} was removed from the ISO library.")
+    except (ServiceError, HypervisorError) as exc:
+        messages.error(request, exc.detail)
+    return redirect("media:list")
