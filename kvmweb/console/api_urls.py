@@ -1,3 +1,7 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from . import api
+
+urlpatterns = [
+    path("vms/<uuid:uuid>/console/token/", api.ConsoleTokenApi.as_view(), name="console-token"),
+]

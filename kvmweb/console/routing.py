@@ -1,3 +1,7 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-websocket_urlpatterns: list = []
+from .consumers import SerialConsoleConsumer
+
+websocket_urlpatterns = [
+    path("ws/console/<uuid:uuid>/serial/", SerialConsoleConsumer.as_asgi()),
+]

@@ -1,5 +1,11 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from . import views
 
 app_name = "console"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("<uuid:uuid>/", views.console_view, name="vnc"),
+    path("<uuid:uuid>/text/", views.text_console_view, name="text"),
+    path("<uuid:uuid>/screenshot.png", views.screenshot_view, name="screenshot"),
+]

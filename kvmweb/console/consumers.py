@@ -1,0 +1,142 @@
+"""The text console: a websocket (same origin, portal session) attached to the guest's serial console stream.
+
+Thin: checks who asks (the same rules as the graphical console), opens libvirt's console stream in a worker thread,
+relays bytes both ways. libvirt calls never run on the event loop; guest output arrives from libvirt's event thread
+and is handed to this connection only (one stream per browser session, nothing shared between users).
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+
+from kvmweb import hypervisor as hv
+from kvmweb.core.errors import NotFoundError
+
+from . import services
+from .models import ConsoleSession
+from .proxy import origin_allowed
+from .services import ConsoleRefused
+
+WATCH_INTERVAL = 1.0  # seconds between checks that the user may still use the VM
+
+
+def _origin(scope: dict[str, Any]) -> str | None:
+    for name, value in scope.get("headers", []):
+        if name == b"origin":
+            return value.decode("latin-1")
+    return None
+
+
+class SerialConsoleConsumer(AsyncWebsocketConsumer):
+    # This consumer needs no channel layer (nothing is broadcast; output goes to this connection only). Opting out
+    # also keeps it clear of channels-redis receive timeouts, which end every consumer that listens on the layer.
+    channel_layer_alias = "kvmweb-console-no-layer"
+    console: hv.SerialConsole | None = None
+    record: ConsoleSession | None = None
+    watcher: asyncio.Task[None] | None = None
+
+    async def connect(self) -> None:
+        await self.accept()  # accept first, so that a refusal reaches the page as a close reason
+        try:
+            user, vm = await self._admit()
+            loop = asyncio.get_running_loop()
+            self.outbox: asyncio.Queue[bytes | str] = asyncio.Queue()
+
+            def on_data(data: bytes) -> None:  # libvirt's event thread
+                loop.call_soon_threadsafe(self.outbox.put_nowait, data)
+
+            def on_close(reason: str) -> None:
+                loop.call_soon_threadsafe(self.outbox.put_nowait, reason)
+
+            self.console = await sync_to_async(self._open, thread_sensitive=False)(vm, on_data, on_close)
+        except ConsoleRefused as refused:
+            await self._close_with(refused.close_code, refused.reason)
+            return
+        client = str((self.scope.get("client") or ["?"])[0])
+        self.user_id, self.vm_id = user.pk, vm.pk
+        self.record = await database_sync_to_async(services.console_session_start)(
+            user=user, vm=vm, client=client, kind="serial")
+        self.pump = asyncio.create_task(self._pump())
+        self.watcher = asyncio.create_task(self._watch())
+
+    @database_sync_to_async
+    def _admit(self):  # type: ignore[no-untyped-def]
+        user = self.scope.get("user")
+        if not origin_allowed(_origin(self.scope)):
+            raise ConsoleRefused(services.CLOSE_ORIGIN, "Websocket Origin not allowed.")
+        if user is None or not user.is_authenticated:
+            raise ConsoleRefused(services.CLOSE_NOT_LOGGED_IN, "Not logged in to the portal.")
+        from kvmweb.machines.selectors import vm_get
+
+        try:
+            vm = vm_get(actor=user, uuid=self.scope["url_route"]["kwargs"]["uuid"])
+        except NotFoundError as exc:
+            raise ConsoleRefused(services.CLOSE_VM_GONE, exc.detail) from None
+        return user, vm
+
+    @staticmethod
+    def _open(vm, on_data, on_close) -> hv.SerialConsole:  # type: ignore[no-untyped-def]
+        dom = services.console_domain(vm)
+        try:
+            return hv.SerialConsole(dom, on_data, on_close)
+        except hv.NoSerialConsole as exc:
+            raise ConsoleRefused(services.CLOSE_NO_GRAPHICS, exc.detail) from None
+        except hv.OperationInvalid as exc:
+            code = services.CLOSE_NOT_RUNNING if "not running" in exc.detail else services.CLOSE_HOST
+            raise ConsoleRefused(code, exc.detail) from None
+        except hv.HypervisorError as exc:
+            raise ConsoleRefused(services.CLOSE_HOST, exc.detail) from None
+
+    async def _pump(self) -> None:
+        """Guest output to the browser; a text item means the stream ended (its reason)."""
+        while True:
+            item = await self.outbox.get()
+            if isinstance(item, str):
+                await self._end(services.CLOSE_DISPLAY_CLOSED, item)
+                return
+            await self.send(bytes_data=item)
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(WATCH_INTERVAL)
+            lost = await database_sync_to_async(services.console_access_lost)([(self.user_id, self.vm_id)])
+            if lost:
+                why = next(iter(lost.values()))
+                await self._end(why.close_code, why.reason)
+                return
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self.console is None:
+            return
+        data = bytes_data if bytes_data is not None else (text_data or "").encode("utf-8")
+        if data:
+            await sync_to_async(self.console.write, thread_sensitive=False)(data[:4096])
+
+    async def _end(self, code: int, reason: str) -> None:
+        await self._release(reason)
+        await self._close_with(code, reason)
+
+    async def _close_with(self, code: int, reason: str) -> None:
+        """daphne drops a close frame's reason: say it first in a text frame (guest output is always binary)."""
+        await self.send(text_data=json.dumps({"type": "closed", "code": code, "reason": reason}))
+        await self.close(code=code, reason=reason[:120])
+
+    async def _release(self, reason: str) -> None:
+        console, self.console = self.console, None
+        if console is not None:
+            await sync_to_async(console.close, thread_sensitive=False)()
+        record, self.record = self.record, None
+        if record is not None:
+            await database_sync_to_async(services.console_session_end)(session=record, reason=reason)
+        current = asyncio.current_task()
+        for task in (getattr(self, "pump", None), self.watcher):
+            if task is not None and task is not current:
+                task.cancel()
+
+    async def disconnect(self, code: int) -> None:
+        await self._release("closed by the browser")

@@ -1,0 +1,54 @@
+"""Console reads: the screenshot thumbnail and what a console page needs to know."""
+from __future__ import annotations
+
+import uuid as uuid_mod
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.http import HttpRequest
+
+from kvmweb import hypervisor as hv
+from kvmweb.core.errors import ConflictError
+from kvmweb.machines.models import VirtualMachine
+from kvmweb.machines.selectors import vm_domain, vm_get
+
+Actor = AbstractBaseUser | AnonymousUser
+
+
+@dataclass(frozen=True)
+class ConsoleInfo:
+    vm: VirtualMachine
+    state: hv.DomainState
+    has_vnc: bool
+    has_serial: bool
+
+
+def console_info(*, actor: Actor, uuid: str | uuid_mod.UUID) -> ConsoleInfo:
+    vm = vm_get(actor=actor, uuid=uuid)
+    dom = vm_domain(vm)
+    xml = dom.xml()
+    spec = hv.DomainSpec.from_xml(xml)
+    return ConsoleInfo(vm=vm, state=dom.state(), has_vnc=dom.vnc(xml) is not None, has_serial=spec.serial_console)
+
+
+def console_screenshot(*, actor: Actor, uuid: str | uuid_mod.UUID) -> bytes:
+    """A PNG of the VM's screen, taken by libvirt (no console session needed)."""
+    vm = vm_get(actor=actor, uuid=uuid)
+    dom = vm_domain(vm)
+    if not dom.state().is_active:
+        raise ConflictError(f"{vm.name} is shut off: no screen to show.", code="not_running")
+    if dom.vnc() is None:
+        raise ConflictError(f"{vm.name} has no graphical display.", code="no_graphics")
+    return dom.screenshot_png()
+
+
+def console_ws_base(request: HttpRequest) -> str:
+    """The websocket URL of the console proxy as the browser must use it (KVMWEB_CONSOLE_PUBLIC_URL, or the
+    page's own host on the proxy's port)."""
+    public = settings.KVMWEB_CONSOLE_PUBLIC_URL.rstrip("/")
+    if public:
+        return public
+    host = request.get_host().rsplit(":", 1)[0] if not request.get_host().endswith("]") else request.get_host()
+    scheme = "wss" if request.is_secure() else "ws"
+    return f"{scheme}://{host}:{settings.KVMWEB_CONSOLE_PORT}"

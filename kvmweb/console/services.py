@@ -1,0 +1,217 @@
+"""Console tokens and sessions: issue a one-time token after a permission check, consume it in the proxy (checking
+everything again), and record each session in the audit trail."""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+import secrets
+import uuid as uuid_mod
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db import transaction
+from django.utils import timezone
+
+from kvmweb import hypervisor as hv
+from kvmweb.audit.services import audit_record, audited
+from kvmweb.core.errors import ConflictError, NotFoundError
+from kvmweb.machines.models import VirtualMachine
+from kvmweb.machines.selectors import can_see, vm_domain
+
+from .models import ConsoleSession, ConsoleToken
+
+Actor = AbstractBaseUser | AnonymousUser
+
+TOKEN_BYTES = 32  # 256 bits of randomness
+_TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{43}$")  # token_urlsafe(32)
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode("ascii", "replace")).hexdigest()
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    token: str
+    path: str  # the proxy path to open: /vnc/<uuid>?token=...
+    expires_at: dt.datetime
+
+
+def _check(actor: Actor, vm: VirtualMachine) -> None:
+    if not getattr(actor, "is_authenticated", False) or not can_see(actor, vm):
+        raise NotFoundError("No such virtual machine.")
+
+
+def console_token_issue(*, actor: Actor, vm: VirtualMachine, now: dt.datetime | None = None) -> IssuedToken:
+    """A one-time token for ``actor`` to open ``vm``'s graphical console through the proxy within the TTL.
+
+    Refused (409) when the VM does not run or has no display. ``now`` exists for tests that control time.
+    """
+    _check(actor, vm)
+    dom = vm_domain(vm)
+    if not dom.state().is_active:
+        raise ConflictError(f"{vm.name} is shut off: start it to use its console.", code="not_running")
+    if dom.vnc() is None:
+        raise ConflictError(f"{vm.name} has no graphical display (VNC).", code="no_graphics")
+    now = now or timezone.now()
+    token = secrets.token_urlsafe(TOKEN_BYTES)
+    expires = now + dt.timedelta(seconds=settings.KVMWEB_CONSOLE_TOKEN_TTL)
+    ConsoleToken.objects.filter(expires_at__lt=timezone.now() - dt.timedelta(minutes=10)).delete()
+    ConsoleToken.objects.create(
+        digest=token_digest(token), user=actor, vm=vm, host=vm.host, created=now, expires_at=expires,
+    )
+    return IssuedToken(token=token, path=f"/vnc/{vm.uuid}?token={token}", expires_at=expires)
+
+
+# ------------------------------------------------------------------------------------------------ the proxy's side
+class ConsoleRefused(Exception):
+    """Why the proxy refuses a connection: a websocket close code (4000-4999) and a reason the page shows."""
+
+    def __init__(self, close_code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.close_code = close_code
+        self.reason = reason[:120]  # a close frame's reason must fit in 123 bytes
+
+
+# Close codes the proxy (and the text console) use; the page decides from them whether reconnecting can help.
+CLOSE_NO_TOKEN = 4001
+CLOSE_BAD_TOKEN = 4002
+CLOSE_TOKEN_USED = 4003
+CLOSE_TOKEN_EXPIRED = 4004
+CLOSE_NOT_LOGGED_IN = 4005
+CLOSE_OTHER_USER = 4006
+CLOSE_OTHER_VM = 4007
+CLOSE_ORIGIN = 4008
+CLOSE_NO_ACCESS = 4009
+CLOSE_VM_GONE = 4010
+CLOSE_NOT_RUNNING = 4011
+CLOSE_NO_GRAPHICS = 4012
+CLOSE_HOST = 4013
+CLOSE_DISPLAY_CLOSED = 4100  # the guest's display went away (power-off, reboot): reconnecting may help
+ORIGIN_REFUSED = "Websocket Origin not allowed: open the console from the portal."
+
+
+@dataclass
+class ConsoleGrant:
+    user: AbstractBaseUser
+    vm: VirtualMachine
+
+
+def console_token_consume(
+    *, token: str | None, user: AbstractBaseUser | None, vm_uuid: str, origin_ok: bool = True,
+    now: dt.datetime | None = None,
+) -> ConsoleGrant:
+    """Check a token presented to the proxy and use it up. Raises ConsoleRefused with the reason.
+
+    Order matters: the token is burnt before anything else is checked, so a refused attempt cannot be retried.
+    """
+    now = now or timezone.now()
+    if not token:
+        if not origin_ok:
+            raise ConsoleRefused(CLOSE_ORIGIN, ORIGIN_REFUSED)
+        raise ConsoleRefused(CLOSE_NO_TOKEN, "No console token: open the console from the VM's page.")
+    if not _TOKEN_RE.match(token):
+        if not origin_ok:
+            raise ConsoleRefused(CLOSE_ORIGIN, ORIGIN_REFUSED)
+        raise ConsoleRefused(CLOSE_BAD_TOKEN, "Invalid console token.")
+    digest = token_digest(token)
+    with transaction.atomic():
+        burnt = ConsoleToken.objects.filter(digest=digest, used_at__isnull=True).update(used_at=now)
+        row = ConsoleToken.objects.select_related("vm", "vm__host", "user").filter(digest=digest).first()
+    if not origin_ok:  # after burning: a token presented from a foreign page is gone
+        raise ConsoleRefused(CLOSE_ORIGIN, ORIGIN_REFUSED)
+    if row is None:
+        raise ConsoleRefused(CLOSE_BAD_TOKEN, "Unknown console token.")
+    if not burnt:
+        raise ConsoleRefused(CLOSE_TOKEN_USED, "This console token was already used: reload the console.")
+    if row.expires_at < now:
+        raise ConsoleRefused(CLOSE_TOKEN_EXPIRED, "This console token expired: reload the console.")
+    if user is None or not user.is_active:
+        raise ConsoleRefused(CLOSE_NOT_LOGGED_IN, "Not logged in to the portal (no valid session).")
+    if row.user_id != user.pk:
+        raise ConsoleRefused(CLOSE_OTHER_USER, "This console token belongs to another user.")
+    if str(row.vm.uuid) != vm_uuid.lower():
+        raise ConsoleRefused(CLOSE_OTHER_VM, "This console token is for another virtual machine.")
+    if row.host_id != row.vm.host_id:
+        raise ConsoleRefused(CLOSE_OTHER_VM, "This virtual machine moved to another host: reload the console.")
+    if not can_see(user, row.vm):
+        raise ConsoleRefused(CLOSE_NO_ACCESS, "You no longer have access to this virtual machine.")
+    return ConsoleGrant(user=user, vm=row.vm)
+
+
+def console_domain(vm: VirtualMachine) -> hv.Domain:
+    """The VM's libvirt handle at connect time, refusals as ConsoleRefused."""
+    try:
+        dom = vm_domain(vm)
+    except NotFoundError as exc:
+        raise ConsoleRefused(CLOSE_VM_GONE, exc.detail) from None
+    except hv.HostUnavailable as exc:
+        raise ConsoleRefused(CLOSE_HOST, f"The host does not answer: {exc.detail}") from None
+    return dom
+
+
+def console_open_display(dom: hv.Domain):  # type: ignore[no-untyped-def]
+    """The VM's display as a socket, resolved now (never from a stored port)."""
+    try:
+        return hv.open_vnc_socket(dom)
+    except hv.NoGraphics as exc:
+        raise ConsoleRefused(CLOSE_NO_GRAPHICS, exc.detail) from None
+    except hv.OperationInvalid as exc:
+        raise ConsoleRefused(CLOSE_NOT_RUNNING, f"{dom.name} is not running (shut off).") from exc
+    except hv.DomainNotFound:
+        raise ConsoleRefused(CLOSE_VM_GONE, f"{dom.name} no longer exists.") from None
+    except hv.HypervisorError as exc:
+        raise ConsoleRefused(CLOSE_HOST, exc.detail) from None
+
+
+def console_access_lost(sessions: list[tuple[int, int]]) -> dict[tuple[int, int], ConsoleRefused]:
+    """For (user id, vm id) pairs of live sessions, the ones that must end now and why (two queries in all)."""
+    if not sessions:
+        return {}
+    vms = {vm.pk: vm for vm in VirtualMachine.objects.filter(pk__in={v for _u, v in sessions})}
+    users = {u.pk: u for u in get_user_model().objects.filter(pk__in={u for u, _v in sessions})}
+    lost: dict[tuple[int, int], ConsoleRefused] = {}
+    for user_id, vm_id in sessions:
+        vm = vms.get(vm_id)
+        user = users.get(user_id)
+        if vm is None:
+            lost[(user_id, vm_id)] = ConsoleRefused(CLOSE_VM_GONE, "The virtual machine was deleted.")
+        elif user is None or not user.is_active or not can_see(user, vm):
+            lost[(user_id, vm_id)] = ConsoleRefused(CLOSE_NO_ACCESS, "You no longer have access to this virtual machine.")
+    return lost
+
+
+def console_refusal_audit(*, user: AbstractBaseUser | None, vm_uuid: str, client: str, reason: str) -> None:
+    audit_record(actor=user, action="console.refused", target_type="vm", target=vm_uuid, ok=False,
+                 detail=f"from {client}: {reason}")
+
+
+def console_session_start(*, user: AbstractBaseUser, vm: VirtualMachine, client: str, kind: str = "vnc") -> ConsoleSession:
+    with transaction.atomic(), audited(actor=user, action=f"console.{kind}.open", target_type="vm",
+                                       target=f"{vm.name} {vm.uuid}", host=vm.host.uri) as notes:
+        notes.append(f"from {client}")
+        return ConsoleSession.objects.create(
+            user=user, vm=vm, vm_name=vm.name, vm_uuid=vm.uuid, host_name=vm.host.name, kind=kind, client=client[:200],
+        )
+
+
+def console_session_end(*, session: ConsoleSession, reason: str) -> None:
+    session.ended = timezone.now()
+    session.end_reason = reason[:200]
+    seconds = (session.ended - session.started).total_seconds()
+    with transaction.atomic():
+        session.save(update_fields=["ended", "end_reason"])
+        audit_record(actor=session.user, action=f"console.{session.kind}.close", target_type="vm",
+                     target=f"{session.vm_name} {session.vm_uuid}", host=session.host_name,
+                     detail=f"from {session.client}, {seconds:.1f} s: {reason}")
+
+
+def valid_uuid(value: str) -> bool:
+    try:
+        uuid_mod.UUID(value)
+    except ValueError:
+        return False
+    return True
