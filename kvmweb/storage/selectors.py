@@ -1,0 +1,244 @@
+"""Every read about storage: libvirt's pools and volumes joined with who may use them.
+
+Rules: staff see and act on everything. A user sees the pools staff opened to them (``PoolAccess``), and in
+those pools the volumes that are theirs: volumes they created (``VolumeOwner``) and volumes only their own VMs
+use. Anything else is a 404, the same as a missing object.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import Q
+
+from kvmweb import hypervisor as hv
+from kvmweb.core.errors import NotFoundError
+from kvmweb.hosts.models import Host
+from kvmweb.hosts.selectors import host_queryset
+from kvmweb.hosts.services import host_connection
+from kvmweb.machines.models import VirtualMachine
+from kvmweb.machines.selectors import is_staff, vm_domain
+from kvmweb.media.selectors import iso_list as library_isos
+
+from .models import PoolAccess, VolumeOwner
+
+Actor = AbstractBaseUser | AnonymousUser
+
+
+def host_get(*, actor: Actor, host_id: int) -> Host:
+    if not getattr(actor, "is_authenticated", False):
+        raise NotFoundError("No such host.")
+    host = host_queryset().filter(pk=host_id).first()
+    if host is None:
+        raise NotFoundError("No such host.")
+    return host
+
+
+def open_pool_names(actor: Actor, host: Host) -> set[str]:
+    """Names of the pools of ``host`` staff opened to ``actor`` (every pool for staff is handled by callers)."""
+    if not getattr(actor, "is_authenticated", False):
+        return set()
+    rows = PoolAccess.objects.filter(host=host).filter(Q(everyone=True) | Q(users=actor))
+    return set(rows.values_list("pool", flat=True))
+
+
+@dataclass(frozen=True)
+class PoolRow:
+    info: hv.PoolInfo
+    access: PoolAccess | None
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+
+def pool_list(*, actor: Actor, host: Host) -> list[PoolRow]:
+    """``virsh pool-list --all --details`` for staff; the opened, running pools for a user."""
+    infos = hv.list_pools(host_connection(host))
+    access = {a.pool: a for a in PoolAccess.objects.filter(host=host).prefetch_related("users")}
+    if is_staff(actor):
+        return [PoolRow(i, access.get(i.name)) for i in infos]
+    allowed = open_pool_names(actor, host)
+    return [PoolRow(i, access.get(i.name)) for i in infos if i.name in allowed and i.active]
+
+
+def pool_get(*, actor: Actor, host: Host, name: str) -> hv.Pool:
+    """The pool ``name`` of ``host`` if ``actor`` may use it; NotFoundError otherwise (missing or closed)."""
+    if not is_staff(actor) and name not in open_pool_names(actor, host):
+        raise NotFoundError(f"No storage pool {name!r} open to you on {host}.")
+    try:
+        return hv.pool_lookup(host_connection(host), name)
+    except (hv.PoolNotFound, hv.InvalidRequest):
+        raise NotFoundError(f"No storage pool {name!r} on {host}.") from None
+
+
+@dataclass(frozen=True)
+class VolumeRow:
+    info: hv.VolumeInfo
+    users: tuple[hv.DiskUse, ...]  # domains that have this file as a disk
+    owner_name: str = ""  # the portal user it belongs to, if recorded
+    vms: tuple[VirtualMachine, ...] = field(default=())  # portal records of ``users``, where known
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    @property
+    def in_use(self) -> bool:
+        return bool(self.users)
+
+    @property
+    def used_by_names(self) -> str:
+        return ", ".join(u.domain_name for u in self.users)
+
+    @property
+    def is_iso(self) -> bool:
+        return self.info.name.lower().endswith(".iso")
+
+
+@dataclass
+class _Owners:
+    """Who owns what on one host, read in two queries."""
+
+    volume_owner: dict[tuple[str, str], int]
+    volume_owner_name: dict[tuple[str, str], str]
+    vm_owner: dict[str, int | None]
+    vm_record: dict[str, VirtualMachine]
+
+
+def _owners(host: Host) -> _Owners:
+    vols = VolumeOwner.objects.filter(host=host).select_related("owner")
+    vms = VirtualMachine.objects.filter(host=host).select_related("owner")
+    return _Owners(
+        volume_owner={(v.pool, v.name): v.owner_id for v in vols},
+        volume_owner_name={(v.pool, v.name): v.owner.get_username() for v in vols},
+        vm_owner={str(v.uuid): v.owner_id for v in vms},
+        vm_record={str(v.uuid): v for v in vms},
+    )
+
+
+def _may_use(actor: Actor, row: VolumeRow, owners: _Owners) -> bool:
+    if is_staff(actor):
+        return True
+    me = getattr(actor, "pk", None)
+    recorded = owners.volume_owner.get((row.info.pool, row.info.name))
+    if recorded is not None:
+        return recorded == me
+    return bool(row.users) and all(owners.vm_owner.get(u.domain_uuid) == me for u in row.users)
+
+
+def _rows(host: Host, pool: hv.Pool, owners: _Owners,
+          users: dict[str, list[hv.DiskUse]] | None = None) -> list[VolumeRow]:
+    if users is None:
+        users = hv.disk_users(host_connection(host))
+    rows = []
+    for info in pool.volumes():
+        uses = tuple(users.get(info.path, ()))
+        rows.append(VolumeRow(
+            info=info, users=uses, owner_name=owners.volume_owner_name.get((pool.name, info.name), ""),
+            vms=tuple(owners.vm_record[u.domain_uuid] for u in uses if u.domain_uuid in owners.vm_record),
+        ))
+    return rows
+
+
+def volume_list(*, actor: Actor, host: Host, pool: str) -> list[VolumeRow]:
+    """``virsh vol-list --details`` with format and the VMs using each volume: the volumes ``actor`` may act on.
+
+    One listing call, one XML read per volume, one bulk domain-stats call for the users, two queries."""
+    handle = pool_get(actor=actor, host=host, name=pool)
+    if not handle.is_active():
+        return []
+    owners = _owners(host)
+    return [r for r in _rows(host, handle, owners) if _may_use(actor, r, owners)]
+
+
+def iso_list(*, actor: Actor, host: Host) -> list[VolumeRow]:
+    """ISO images (``*.iso``) in the running pools open to ``actor``: shared media anyone with access may insert."""
+    owners = _owners(host)
+    users = hv.disk_users(host_connection(host))
+    result = []
+    for row in pool_list(actor=actor, host=host):
+        if not row.info.active:
+            continue
+        handle = hv.pool_lookup(host_connection(host), row.name)
+        result += [r for r in _rows(host, handle, owners, users) if r.is_iso]
+    return result
+
+
+def volume_get(*, actor: Actor, host: Host, pool: str, name: str) -> tuple[hv.Pool, hv.Volume, VolumeRow]:
+    """One volume ``actor`` may act on, with who uses it; NotFoundError for missing and for not-yours alike."""
+    handle = pool_get(actor=actor, host=host, name=pool)
+    try:
+        volume = handle.volume(name)
+    except (hv.VolumeNotFound, hv.InvalidRequest):
+        raise NotFoundError(f"No volume {name!r} in pool {pool}.") from None
+    info = volume.info(pool=handle.name)
+    owners = _owners(host)
+    uses = tuple(hv.disk_users(host_connection(host)).get(info.path, ()))
+    row = VolumeRow(info=info, users=uses, owner_name=owners.volume_owner_name.get((handle.name, info.name), ""),
+                    vms=tuple(owners.vm_record[u.domain_uuid] for u in uses if u.domain_uuid in owners.vm_record))
+    if not _may_use(actor, row, owners):
+        raise NotFoundError(f"No volume {name!r} in pool {pool}.")
+    return handle, volume, row
+
+
+# ----------------------------------------------------------------------------------------------- a VM's disks
+@dataclass(frozen=True)
+class DiskRow:
+    spec: hv.DiskSpec
+    volume: hv.VolumeInfo | None  # None: the file is in no pool (or an empty CD-ROM drive)
+
+    @property
+    def target(self) -> str:
+        return self.spec.target
+
+    @property
+    def is_cdrom(self) -> bool:
+        return self.spec.device == "cdrom"
+
+
+@dataclass
+class VmDisks:
+    vm: VirtualMachine
+    running: bool
+    disks: list[DiskRow]
+    boot: list[str]
+    pools: list[PoolRow] = field(default_factory=list)  # where a new disk can go
+    free_volumes: list[VolumeRow] = field(default_factory=list)  # existing volumes that can be attached
+    isos: list[VolumeRow] = field(default_factory=list)  # *.iso volumes of the pools open to the user
+    library: list[Any] = field(default_factory=list)  # complete media of the ISO library on the VM's host
+
+
+def vm_disks(*, actor: Actor, vm: VirtualMachine, choices: bool = True) -> VmDisks:
+    """A VM's disks and CD-ROM drives with their volumes, its boot order, and (``choices``) what may be attached.
+
+    The caller has checked that ``actor`` may see ``vm``."""
+    dom = vm_domain(vm)
+    conn = host_connection(vm.host)
+    xml = dom.xml()
+    spec = hv.DomainSpec.from_xml(xml)
+    pools = {p.info.target_path.rstrip("/"): p for p in pool_list(actor=actor, host=vm.host)} if choices else {}
+    rows = []
+    for disk in spec.disks:
+        info = None
+        if disk.source:
+            volume = hv.volume_for_path(conn, disk.source)
+            if volume is not None:
+                info = volume.info()
+        rows.append(DiskRow(spec=disk, volume=info))
+    result = VmDisks(vm=vm, running=dom.state().is_active, disks=rows,
+                     boot=hv.boot_order(dom.xml(inactive=True)))
+    if choices:
+        result.library = list(library_isos(actor=actor, host=vm.host, complete_only=True))
+        result.pools = [p for p in pools.values() if p.info.active]
+        owners = _owners(vm.host)
+        users = hv.disk_users(conn)
+        for pool in result.pools:
+            handle = hv.pool_lookup(conn, pool.name)
+            for row in _rows(vm.host, handle, owners, users):
+                if row.is_iso:
+                    result.isos.append(row)
+                elif not row.in_use and _may_use(actor, row, owners):
+                    result.free_volumes.append(row)
+    return result

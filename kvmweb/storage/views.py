@@ -1,0 +1,291 @@
+"""Storage pages: thin. Reads come from selectors, changes from services; errors become messages."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from kvmweb.core.errors import ServiceError, error_reply
+from kvmweb.hosts.models import Host
+from kvmweb.hosts.selectors import host_queryset
+from kvmweb import hypervisor as hv
+from kvmweb.hypervisor import HypervisorError
+from kvmweb.machines.selectors import is_staff, vm_domain, vm_get
+
+from . import selectors, services
+from .api import _file_size, stream_response
+from .models import PoolAccess
+from .forms import (
+    BootOrderForm,
+    CdromForm,
+    CloneForm,
+    DiskAttachForm,
+    DiskBusForm,
+    DiskResizeForm,
+    DiskTargetForm,
+    PoolAccessForm,
+    PoolDefineForm,
+    PoolDeleteForm,
+    ResizeForm,
+    VolumeCreateForm,
+)
+
+
+def _attempt(request: HttpRequest, fn: Callable[[], Any], done: Callable[[Any], str] | str) -> bool:
+    """Run one service call; success → a message; our errors → an error message (never a 500)."""
+    try:
+        result = fn()
+    except (ServiceError, HypervisorError) as exc:
+        reply = error_reply(exc)
+        assert reply is not None
+        messages.error(request, reply.detail)
+        return False
+    messages.success(request, done(result) if callable(done) else done)
+    return True
+
+
+def _invalid(request: HttpRequest, form: forms.Form) -> None:
+    for field, errors in form.errors.items():
+        for error in errors:
+            messages.error(request, f"{field}: {error}" if field != "__all__" else error)
+
+
+def _submit(request: HttpRequest, form_class: type[forms.Form], run: Callable[[forms.Form], Any],
+            done: Callable[[Any], str] | str) -> None:
+    """Validate the posted form, then run the service with it (messages either way)."""
+    form = form_class(request.POST)
+    if form.is_valid():
+        _attempt(request, lambda: run(form), done)
+    else:
+        _invalid(request, form)
+
+
+# ---------------------------------------------------------------------------------------------- pools
+def _staff_host(request: HttpRequest, host_id: int) -> Host:
+    """Pool management is for staff: anyone else gets a 403 page before anything is looked at."""
+    host = selectors.host_get(actor=request.user, host_id=host_id)
+    services.staff_only(request.user)
+    return host
+
+
+@login_required
+@require_GET
+def storage_index_view(request: HttpRequest) -> HttpResponse:
+    hosts: list[tuple[Host, list[selectors.PoolRow], str | None]] = []
+    for host in host_queryset():
+        try:
+            hosts.append((host, selectors.pool_list(actor=request.user, host=host), None))
+        except HypervisorError as exc:
+            hosts.append((host, [], exc.detail))
+    return render(request, "storage/index.html", {"hosts": hosts, "define_form": PoolDefineForm()})
+
+
+@login_required
+@require_POST
+def pool_define_view(request: HttpRequest, host_id: int) -> HttpResponse:
+    host = _staff_host(request, host_id)
+    _submit(request, PoolDefineForm, lambda f: services.pool_define(
+        actor=request.user, host=host, name=f.cleaned_data["name"], path=f.cleaned_data["path"],
+        autostart=f.cleaned_data["autostart"]), lambda info: f"Pool {info.name} is defined and running "
+                                                           f"({info.target_path}).")
+    return redirect("storage:index")
+
+
+@login_required
+@require_GET
+def pool_detail_view(request: HttpRequest, host_id: int, name: str) -> HttpResponse:
+    host = selectors.host_get(actor=request.user, host_id=host_id)
+    pool = selectors.pool_get(actor=request.user, host=host, name=name)
+    info = pool.info()
+    rows = selectors.volume_list(actor=request.user, host=host, pool=name)
+    access = PoolAccess.objects.filter(host=host, pool=name).first()
+    context = {
+        "host": host, "pool": info, "volumes": rows, "create_form": VolumeCreateForm(), "resize_form": ResizeForm(),
+        "staff": is_staff(request.user), "delete_form": PoolDeleteForm(),
+        "access_form": PoolAccessForm(initial={"everyone": access.everyone if access else False,
+                                               "users": list(access.users.all()) if access else []}),
+    }
+    return render(request, "storage/pool.html", context)
+
+
+_POOL_ACTIONS: dict[str, tuple[Callable[..., Any], str]] = {
+    "start": (services.pool_start, "Pool {name} started."),
+    "stop": (services.pool_stop, "Pool {name} stopped; its files stay."),
+    "refresh": (services.pool_refresh, "Pool {name} rescanned."),
+    "autostart-on": (lambda **kw: services.pool_set_autostart(enabled=True, **kw), "Autostart is on for {name}."),
+    "autostart-off": (lambda **kw: services.pool_set_autostart(enabled=False, **kw), "Autostart is off for {name}."),
+}
+POOL_ACTIONS = tuple(_POOL_ACTIONS)
+
+
+@login_required
+@require_POST
+def pool_action_view(request: HttpRequest, host_id: int, name: str, action: str) -> HttpResponse:
+    host = _staff_host(request, host_id)
+    selectors.pool_get(actor=request.user, host=host, name=name)  # 404 before anything else
+    fn, done = _POOL_ACTIONS[action]
+    _attempt(request, lambda: fn(actor=request.user, host=host, name=name), done.format(name=name))
+    return redirect("storage:pool", host_id=host.pk, name=name)
+
+
+@login_required
+@require_POST
+def pool_delete_view(request: HttpRequest, host_id: int, name: str) -> HttpResponse:
+    host = _staff_host(request, host_id)
+    selectors.pool_get(actor=request.user, host=host, name=name)  # 404 before anything else
+    form = PoolDeleteForm(request.POST)
+    form.is_valid()
+    ok = _attempt(
+        request,
+        lambda: services.pool_delete(actor=request.user, host=host, name=name,
+                                     delete_volumes=form.cleaned_data.get("delete_volumes", False)),
+        lambda r: f"Pool {name} was deleted" + (f" with {len(r.deleted_volumes)} volume(s)" if r.deleted_volumes
+                                                else "") + ".",
+    )
+    return redirect("storage:index") if ok else redirect("storage:pool", host_id=host.pk, name=name)
+
+
+@login_required
+@require_POST
+def pool_access_view(request: HttpRequest, host_id: int, name: str) -> HttpResponse:
+    host = _staff_host(request, host_id)
+    selectors.pool_get(actor=request.user, host=host, name=name)  # 404 before anything else
+    _submit(request, PoolAccessForm, lambda f: services.pool_set_access(
+        actor=request.user, host=host, name=name, everyone=f.cleaned_data["everyone"], users=f.cleaned_data["users"]),
+        f"Access to pool {name} updated.")
+    return redirect("storage:pool", host_id=host.pk, name=name)
+
+
+# ---------------------------------------------------------------------------------------------- volumes
+@login_required
+@require_POST
+def volume_create_view(request: HttpRequest, host_id: int, name: str) -> HttpResponse:
+    host = selectors.host_get(actor=request.user, host_id=host_id)
+    selectors.pool_get(actor=request.user, host=host, name=name)  # not open to you: 404
+    _submit(request, VolumeCreateForm, lambda f: services.volume_create(
+        actor=request.user, host=host, pool=name, name=f.cleaned_data["name"], size=f.cleaned_data["size"],
+        fmt=f.cleaned_data["format"]), lambda info: f"Volume {info.name} created ({info.format}).")
+    return redirect("storage:pool", host_id=host.pk, name=name)
+
+
+@login_required
+@require_POST
+def volume_resize_view(request: HttpRequest, host_id: int, name: str, volume: str) -> HttpResponse:
+    host = selectors.host_get(actor=request.user, host_id=host_id)
+    selectors.volume_get(actor=request.user, host=host, pool=name, name=volume)  # not yours: 404
+    _submit(request, ResizeForm, lambda f: services.volume_resize(
+        actor=request.user, host=host, pool=name, name=volume, size=f.cleaned_data["size"]), lambda r: r.message)
+    return redirect("storage:pool", host_id=host.pk, name=name)
+
+
+@login_required
+@require_POST
+def volume_delete_view(request: HttpRequest, host_id: int, name: str, volume: str) -> HttpResponse:
+    host = selectors.host_get(actor=request.user, host_id=host_id)
+    selectors.volume_get(actor=request.user, host=host, pool=name, name=volume)  # not yours: 404
+    _attempt(request, lambda: services.volume_delete(actor=request.user, host=host, pool=name, name=volume),
+             f"Volume {volume} deleted.")
+    return redirect("storage:pool", host_id=host.pk, name=name)
+
+
+@login_required
+@require_GET
+def volume_download_view(request: HttpRequest, host_id: int, name: str, volume: str) -> StreamingHttpResponse:
+    host = selectors.host_get(actor=request.user, host_id=host_id)
+    info, chunks = services.volume_download(actor=request.user, host=host, pool=name, name=volume)
+    return stream_response(request, chunks, filename=info.name, length=_file_size(info))
+
+
+# ---------------------------------------------------------------------------------------------- a VM's disks
+@login_required
+@require_GET
+def vm_disks_view(request: HttpRequest, uuid: str) -> HttpResponse:
+    """The VM page's disks section (loaded by htmx), with the forms that change them."""
+    vm = vm_get(actor=request.user, uuid=uuid)
+    disks = selectors.vm_disks(actor=request.user, vm=vm)
+    boot = disks.boot + ["", "", ""]
+    context = {
+        "vm": vm, "disks": disks, "resize_form": DiskResizeForm(),
+        "boot_form": BootOrderForm(initial={"first": boot[0] or "hd", "second": boot[1], "third": boot[2]}),
+        "buses": list(hv.storage.DISK_BUSES), "cdrom_buses": list(hv.storage.CDROM_BUSES),
+    }
+    template = "storage/_vm_disks.html" if request.headers.get("HX-Request") else "storage/vm_disks.html"
+    return render(request, template, context)
+
+
+def _vm_op(form_class: type[forms.Form], run: Callable[..., Any], done: Callable[[Any], str] | str):  # type: ignore[no-untyped-def]
+    @login_required
+    @require_POST
+    def view(request: HttpRequest, uuid: str) -> HttpResponse:
+        vm = vm_get(actor=request.user, uuid=uuid)
+        _submit(request, form_class, lambda form: run(request.user, vm, form), done)
+        return redirect(reverse("machines:detail", kwargs={"uuid": vm.uuid}) + "#vm-disks")
+
+    return view
+
+
+def _attach(actor: Any, vm: Any, form: DiskAttachForm) -> str:
+    data = form.cleaned_data
+    if data["new"]:
+        return services.disk_attach_new(actor=actor, vm=vm, pool=data["pool"], name=data["volume"],
+                                        size=data["size"], fmt=data["format"], bus=data["bus"])
+    pool, _, volume = data["volume"].partition("/") if "/" in data["volume"] else (data["pool"], "", data["volume"])
+    return services.disk_attach_existing(actor=actor, vm=vm, pool=pool, name=volume, bus=data["bus"])
+
+
+def _cdrom(actor: Any, vm: Any, form: CdromForm) -> str:
+    target, iso = form.cleaned_data["target"], form.cleaned_data["iso"]
+    if not iso:
+        services.cdrom_eject(actor=actor, vm=vm, target=target)
+        return f"{target} ejected."
+    if iso.startswith("lib:") and iso[4:].isdigit():
+        services.cdrom_insert(actor=actor, vm=vm, target=target, iso_id=int(iso[4:]))
+        return f"The medium is in {target}."
+    pool, _, name = iso.partition("/")
+    services.cdrom_insert(actor=actor, vm=vm, target=target, pool=pool, name=name)
+    return f"{name} is in {target}."
+
+
+vm_disk_attach_view = _vm_op(DiskAttachForm, _attach, lambda target: f"Attached as {target}.")
+vm_disk_detach_view = _vm_op(
+    DiskTargetForm, lambda a, vm, f: services.disk_detach(actor=a, vm=vm, target=f.cleaned_data["target"]),
+    "Disk detached; its volume stays in its pool.")
+vm_disk_resize_view = _vm_op(
+    DiskResizeForm, lambda a, vm, f: services.disk_resize(actor=a, vm=vm, target=f.cleaned_data["target"],
+                                                          size=f.cleaned_data["size"]), lambda r: r.message)
+vm_disk_bus_view = _vm_op(
+    DiskBusForm, lambda a, vm, f: services.disk_set_bus(actor=a, vm=vm, target=f.cleaned_data["target"],
+                                                        bus=f.cleaned_data["bus"]),
+    lambda new: f"The disk is now {new}.")
+vm_cdrom_view = _vm_op(CdromForm, _cdrom, lambda text: text)
+vm_boot_order_view = _vm_op(
+    BootOrderForm, lambda a, vm, f: services.boot_order_set(actor=a, vm=vm, order=f.order()),
+    "Boot order saved; it applies from the next boot.")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def vm_clone_view(request: HttpRequest, uuid: str) -> HttpResponse:
+    vm = vm_get(actor=request.user, uuid=uuid)
+    form = CloneForm(request.POST or None, initial={"name": services.clone_suggest_name(vm.host, vm.name)})
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            job = services.vm_clone(actor=request.user, vm=vm, name=data["name"], mode=data["mode"],
+                                    pause_source=data["pause_source"])
+        except (ServiceError, HypervisorError) as exc:
+            reply = error_reply(exc)
+            assert reply is not None
+            form.add_error(None, reply.detail)
+        else:
+            messages.success(request, f"Cloning {vm.name} → {data['name']}: follow the job below.")
+            return redirect("jobs:detail", pk=job.pk)
+    state = vm_domain(vm).state()
+    return render(request, "storage/clone.html", {"vm": vm, "form": form, "state": state})
