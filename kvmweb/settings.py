@@ -89,6 +89,7 @@ INSTALLED_APPS = [
     "kvmweb.networks",
     "kvmweb.console",
     "kvmweb.events",
+    "kvmweb.media",
 ]
 
 MIDDLEWARE = [
@@ -177,6 +178,16 @@ KVMWEB_LIBVIRT_URIS = env_list("KVMWEB_LIBVIRT_URIS", "qemu:///system")
 # Force the domain type of every host ("kvm" or "qemu"); empty = detect from each host's capabilities.
 KVMWEB_DOMAIN_TYPE = os.environ.get("KVMWEB_DOMAIN_TYPE", "")
 KVMWEB_PAGE_SIZE = int(os.environ.get("KVMWEB_PAGE_SIZE", "50"))
+# ISO library (kvmweb.media): the directory pool the portal creates on each host for uploaded install media.
+KVMWEB_ISO_POOL = os.environ.get("KVMWEB_ISO_POOL", "kvmweb-isos")
+KVMWEB_ISO_DIR = os.environ.get("KVMWEB_ISO_DIR", "/var/lib/kvmweb/isos")
+KVMWEB_ISO_UPLOAD_BY_USERS = env_bool("KVMWEB_ISO_UPLOAD_BY_USERS", False)  # else staff only
+# Console proxy (manage.py console_proxy): where it listens, and the websocket URL pages use to reach it.
+# Empty public URL = ws://<the page's host>:<port>; behind a TLS reverse proxy set e.g. "wss://portal.example/console".
+KVMWEB_CONSOLE_BIND = os.environ.get("KVMWEB_CONSOLE_BIND", "127.0.0.1")
+KVMWEB_CONSOLE_PORT = int(os.environ.get("KVMWEB_CONSOLE_PORT", "6080"))
+KVMWEB_CONSOLE_PUBLIC_URL = os.environ.get("KVMWEB_CONSOLE_PUBLIC_URL", "")
+KVMWEB_CONSOLE_TOKEN_TTL = min(int(os.environ.get("KVMWEB_CONSOLE_TOKEN_TTL", "30")), 30)  # seconds, at most 30
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -5,7 +5,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 # Each app owns its pages (<app>/urls.py) and its API endpoints (<app>/api_urls.py, all under /api/v1/).
-APPS = ["machines", "hosts", "jobs", "storage", "networks", "console"]
+APPS = ["machines", "hosts", "jobs", "storage", "networks", "console", "media"]
 
 api_v1 = [path("", include(f"kvmweb.{app}.api_urls")) for app in APPS]
 
@@ -19,6 +19,7 @@ urlpatterns = [
     path("storage/", include("kvmweb.storage.urls")),
     path("networks/", include("kvmweb.networks.urls")),
     path("console/", include("kvmweb.console.urls")),
+    path("media-library/", include("kvmweb.media.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include((api_v1, "api"))),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

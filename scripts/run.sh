@@ -25,6 +25,12 @@ export C_FORCE_ROOT=1
 pids+=($!)
 .venv/bin/daphne -b "$BIND" -p "$PORT" kvmweb.asgi:application &
 pids+=($!)
+# libvirt domain events (VM state changes) of every host → browsers, live (/ws/events/).
+.venv/bin/python manage.py event_listener &
+pids+=($!)
+# The console proxy (websockify + one-time tokens): 127.0.0.1:${KVMWEB_CONSOLE_PORT:-6080} unless KVMWEB_CONSOLE_BIND says otherwise.
+.venv/bin/python manage.py console_proxy &
+pids+=($!)
 echo
 echo "kvmweb is running: http://$BIND:$PORT/   (Ctrl-C stops it)"
 echo "Log in as ${KVMWEB_ADMIN_USER:-admin}; a generated password is printed above and kept in var/admin_password."

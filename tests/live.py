@@ -5,6 +5,7 @@ commit their data: use the ``transactional_db`` fixture (``portal`` pulls it in)
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -81,13 +82,20 @@ def portal_server(django_db_setup, django_db_blocker) -> Iterator[Portal]:  # ty
             [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "kvmweb.asgi:application"],
             cwd=ROOT, env=server_env(), stdout=out, stderr=subprocess.STDOUT,
         )
-    try:
+    with stopped_at_end(proc):
         wait_port(port, proc)
         yield Portal(url=f"http://127.0.0.1:{port}", port=port, proc=proc, log=log)
+
+
+@contextlib.contextmanager
+def stopped_at_end(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> Iterator[None]:
+    """Terminate a server subprocess when the block ends (kill it if it does not stop in ``timeout`` s)."""
+    try:
+        yield
     finally:
         proc.terminate()
         try:
-            proc.wait(10)
+            proc.wait(timeout)
         except subprocess.TimeoutExpired:
             proc.kill()
 

@@ -73,7 +73,51 @@ ENDPOINTS = sorted(_walk(get_resolver().url_patterns), key=lambda e: e.route)
 # How to make an object owned by ``owner`` for URLs that take arguments other than a VM's uuid:
 # url-name prefix -> factory(owner, test_host) returning the URL kwargs. Apps add theirs here.
 ObjectFactory = Callable[[Any, Any], dict[str, Any]]
-FACTORIES: dict[str, ObjectFactory] = {}
+def _owned_volume(owner: Any, host: Any) -> dict[str, Any]:
+    """A volume alice made in the test driver's pool, opened to her only."""
+    from kvmweb.storage.models import PoolAccess
+    from kvmweb.storage.services import volume_create
+    from tests.conftest import unique_name
+
+    access, _ = PoolAccess.objects.get_or_create(host=host, pool="default-pool")
+    access.users.add(owner)
+    name = unique_name("perm")
+    volume_create(actor=owner, host=host, pool="default-pool", name=name, size="1M")
+    return {"host_id": host.pk, "name": "default-pool", "volume": name}
+
+
+def _owned_job(owner: Any, host: Any) -> dict[str, Any]:
+    """A job alice started (never sent to a worker)."""
+    from kvmweb.jobs.services import job_create
+    from kvmweb.jobs.tasks import selftest
+
+    return {"pk": job_create(actor=owner, kind="jobs.selftest", title="perm", task=selftest).pk}
+
+
+def _owned_upload(owner: Any, host: Any) -> dict[str, Any]:
+    """An ISO upload alice has not finished (complete media are shared with everyone; unfinished ones are not)."""
+    from kvmweb.media.models import IsoImage
+
+    iso = IsoImage.objects.create(host=host, name="perm.iso", path="/perm/perm.iso", size=10, added_by=owner)
+    return {"pk": iso.pk}
+
+
+FACTORIES: dict[str, ObjectFactory] = {
+    "jobs:": _owned_job,
+    "api:job-": _owned_job,
+    "media:": _owned_upload,
+    "api:iso-": _owned_upload,
+    "storage:": _owned_volume,
+    "api:pool-": _owned_volume,
+    "api:volume-": _owned_volume,
+    # networks are staff-only; the test driver's own "default" network is not opened to users
+    "networks:": lambda owner, host: {"host_id": host.pk, "name": "default"},
+    "api:network-": lambda owner, host: {"host_id": host.pk, "name": "default"},
+}
+
+
+# Lists under a host: another user gets an answer, without the owner's objects in it.
+LISTS = {"api:pool-list"}
 
 
 def _factory_for(endpoint: Endpoint) -> ObjectFactory | None:
@@ -82,7 +126,8 @@ def _factory_for(endpoint: Endpoint) -> ObjectFactory | None:
 
 
 def _dummy(kwarg: str) -> Any:
-    return {"uuid": uuid_mod.uuid4(), "pk": 999999, "host_id": 999999, "name": "nothing-here"}.get(kwarg, "x")
+    return {"uuid": uuid_mod.uuid4(), "pk": 999999, "host_id": 999999, "name": "nothing-here",
+            "volume": "nothing-here"}.get(kwarg, "x")
 
 
 def _client(user: Any = None) -> Client:
@@ -99,9 +144,9 @@ def _call(client: Client, method: str, url: str) -> Any:
 
 def test_every_endpoint_is_known() -> None:
     assert any(e.name == "machines:list" for e in ENDPOINTS)
-    unknown = [e for e in ENDPOINTS if set(e.kwargs) - {"uuid", "pk", "host_id", "name"}]
+    unknown = [e for e in ENDPOINTS if set(e.kwargs) - {"uuid", "pk", "host_id", "name", "volume"}]
     assert not unknown, f"teach tests/test_permission_matrix.py these URL arguments: {unknown}"
-    needs_factory = [e.name for e in ENDPOINTS if set(e.kwargs) & {"pk", "host_id", "name"}
+    needs_factory = [e.name for e in ENDPOINTS if set(e.kwargs) & {"pk", "host_id", "name", "volume"}
                      and not _factory_for(e) and not e.name.startswith(STAFF_ONLY_PREFIXES)]
     assert not needs_factory, f"add FACTORIES entries for: {needs_factory}"
 
@@ -167,7 +212,7 @@ def test_owner_and_staff_can_read(endpoint: Endpoint, owned, owner, staff) -> No
     assert _call(_client(staff), "get", url).status_code == 200
 
 
-@pytest.mark.parametrize("endpoint", [e for e in ENDPOINTS if set(e.kwargs) & {"pk", "name", "host_id"}
+@pytest.mark.parametrize("endpoint", [e for e in ENDPOINTS if set(e.kwargs) & {"pk", "name", "host_id", "volume"}
                                       and _factory_for(e)], ids=lambda e: e.name)
 @pytest.mark.parametrize("method", ["get", "post", "delete"])
 def test_other_user_gets_404_for_owned_objects(endpoint: Endpoint, method: str, owner, other_user, test_host) -> None:  # type: ignore[no-untyped-def]
@@ -178,4 +223,9 @@ def test_other_user_gets_404_for_owned_objects(endpoint: Endpoint, method: str, 
         values.setdefault(key, _dummy(key))
     url = endpoint.url(values)
     response = _call(_client(other_user), method, url)
+    if endpoint.name in LISTS and method == "get" and response.status_code == 200:
+        # a list answers, but shows nothing of the owner's
+        body = response.content.decode()
+        assert values.get("volume", "\0") not in body and '"default-pool"' not in body, url
+        return
     assert response.status_code in (403, 404, 405), (url, method, response.status_code)

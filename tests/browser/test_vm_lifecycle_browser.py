@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import memtest_spec, virsh
+from tests.conftest import memtest_spec, unique_name, virsh
 from tests.live import login, screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.real]
@@ -11,6 +11,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.real]
 
 def test_login_list_start_force_off_delete(portal, page, real_vm, owner) -> None:  # type: ignore[no-untyped-def]
     vm = real_vm(memtest_spec())
+    for tag in ("web", "db"):  # neighbours, so the list screenshot shows more than one row
+        real_vm(memtest_spec(name=unique_name(tag), vcpus=2, memory_kib=512 * 1024))
     login(page, portal, "alice", "alice-pass-123")
     page.goto(f"{portal.url}/vms/")
     row = page.locator(f"tr[data-uuid='{vm.uuid}']")
