@@ -126,7 +126,7 @@ def iso_upload_piece(*, actor: Actor, iso: IsoImage, offset: int, length: int, c
         raise ValidationError(f"A piece of {length} bytes at {offset} does not fit a file of {iso.size} bytes.")
     conn = host_connection(iso.host)
     volume = hv.pool_lookup(conn, iso.pool).volume(iso.name)
-    hv.upload_range(volume, chunks, offset=offset, length=length)
+    volume.upload(chunks, offset=offset, length=length)
     with transaction.atomic():
         IsoImage.objects.filter(pk=iso.pk, uploaded=offset).update(uploaded=F("uploaded") + length)
         iso.refresh_from_db()

@@ -54,20 +54,6 @@ def _undo_volume(params: dict[str, Any]) -> str | None:
     return None
 
 
-@undo_step("storage.undefine_domain")
-def _undo_domain(params: dict[str, Any]) -> str | None:
-    conn = _conn(params["host_id"])
-    try:
-        dom = hv.lookup(conn, params["uuid"])
-    except hv.DomainNotFound:
-        return "already gone"
-    if dom.state().is_active:
-        dom.destroy()
-    dom.undefine()
-    VirtualMachine.objects.filter(uuid=params["uuid"]).delete()
-    return None
-
-
 @undo_step("storage.resume_domain")
 def _undo_pause(params: dict[str, Any]) -> str | None:
     try:
@@ -197,7 +183,8 @@ def clone_vm(ctx: JobContext) -> dict[str, Any] | None:
     ctx.check_cancelled()
     new_uuid = str(uuid_mod.uuid4())
     xml = hv.clone_domain_xml(source_xml, name=name, uuid=new_uuid, disk_sources=new_paths, disk_formats=formats)
-    ctx.undo("storage.undefine_domain", f"undefine {name}", host_id=host_id, uuid=new_uuid)
+    # the same undo step as a VM creation: destroy if running, undefine, drop the record
+    ctx.undo("machines.undefine", f"undefine {name}", uri=_conn(host_id).uri, uuid=new_uuid)
     dom = hv.define_xml(conn, xml)
     close_old_connections()
     VirtualMachine.objects.create(host_id=host_id, uuid=dom.uuid, name=dom.name, owner_id=p["owner_id"])
