@@ -32,7 +32,7 @@ from kvmweb import hypervisor as hv  # noqa: E402
 URI = os.environ.get("KVMWEB_BENCH_URI", "qemu:///system")
 PREFIX = "kvmwebbench-"
 SIZES = [int(n) for n in os.environ.get("KVMWEB_BENCH_SIZES", "10,100,1000").split(",")]
-REPEAT = 5
+REPEAT = 9
 PAGE = 50  # rows per page (KVMWEB_PAGE_SIZE default)
 
 

@@ -31,15 +31,7 @@ class DomainState(enum.Enum):
 
     @classmethod
     def from_code(cls, code: int) -> DomainState:
-        return {
-            libvirt.VIR_DOMAIN_RUNNING: cls.RUNNING,
-            libvirt.VIR_DOMAIN_BLOCKED: cls.BLOCKED,
-            libvirt.VIR_DOMAIN_PAUSED: cls.PAUSED,
-            libvirt.VIR_DOMAIN_SHUTDOWN: cls.SHUTDOWN,
-            libvirt.VIR_DOMAIN_SHUTOFF: cls.SHUTOFF,
-            libvirt.VIR_DOMAIN_CRASHED: cls.CRASHED,
-            libvirt.VIR_DOMAIN_PMSUSPENDED: cls.PMSUSPENDED,
-        }.get(code, cls.NOSTATE)
+        return _STATE_BY_CODE.get(code, cls.NOSTATE)
 
     @classmethod
     def from_slug(cls, slug: str) -> DomainState:
@@ -51,6 +43,17 @@ class DomainState(enum.Enum):
     @property
     def is_active(self) -> bool:
         return self not in (DomainState.SHUTOFF, DomainState.CRASHED, DomainState.NOSTATE)
+
+
+_STATE_BY_CODE = {
+    libvirt.VIR_DOMAIN_RUNNING: DomainState.RUNNING,
+    libvirt.VIR_DOMAIN_BLOCKED: DomainState.BLOCKED,
+    libvirt.VIR_DOMAIN_PAUSED: DomainState.PAUSED,
+    libvirt.VIR_DOMAIN_SHUTDOWN: DomainState.SHUTDOWN,
+    libvirt.VIR_DOMAIN_SHUTOFF: DomainState.SHUTOFF,
+    libvirt.VIR_DOMAIN_CRASHED: DomainState.CRASHED,
+    libvirt.VIR_DOMAIN_PMSUSPENDED: DomainState.PMSUSPENDED,
+}
 
 
 @dataclass(frozen=True)
@@ -134,10 +137,10 @@ def list_domains(conn: Connection, *, sizes: bool = True) -> list[DomainSummary]
     stats = conn.call(lambda c: c.getAllDomainStats(_STATE | (_SIZES if sizes else 0), 0))
     rows = []
     for dom, values in stats:
-        dom_id = dom.ID()
+        state = _STATE_BY_CODE.get(values.get("state.state", 0), DomainState.NOSTATE)
+        dom_id = dom.ID() if state.is_active else -1
         row = DomainSummary(
-            uuid=dom.UUIDString(), name=dom.name(), id=dom_id if dom_id >= 0 else None,
-            state=DomainState.from_code(values.get("state.state", 0)), handle=dom,
+            uuid=dom.UUIDString(), name=dom.name(), id=dom_id if dom_id >= 0 else None, state=state, handle=dom,
         )
         rows.append(_with_sizes(row, values) if sizes else row)
     rows.sort(key=lambda r: r.name)

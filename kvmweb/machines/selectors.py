@@ -5,6 +5,8 @@ import uuid as uuid_mod
 from dataclasses import dataclass, field
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import CharField
+from django.db.models.functions import Cast
 
 from kvmweb import hypervisor as hv
 from kvmweb.core.errors import NotFoundError
@@ -36,7 +38,7 @@ class VmRecord:
     owner_name: str | None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class VmRow:
     host: Host
     record: VmRecord
@@ -65,14 +67,27 @@ class VmList:
     unavailable: list[tuple[Host, str]] = field(default_factory=list)  # hosts that did not answer, and why
 
 
-_RECORD_COLUMNS = ("pk", "uuid", "name", "owner_id", "owner__username")
+_RECORD_COLUMNS = ("pk", "uuid_text", "name", "owner_id", "owner__username")
 
 
 def _records(**filters: object) -> dict[str, VmRecord]:
-    return {
-        str(u): VmRecord(pk, str(u), name, owner_id, owner_name)
-        for pk, u, name, owner_id, owner_name in VirtualMachine.objects.filter(**filters).values_list(*_RECORD_COLUMNS)
-    }
+    """Records keyed by the canonical UUID string. The UUID column is read as text (no UUID object per row: the
+    list of a host with thousands of VMs spends most of its database time there otherwise)."""
+    rows = (VirtualMachine.objects.filter(**filters).annotate(uuid_text=Cast("uuid", CharField()))
+            .values_list(*_RECORD_COLUMNS))
+    records = {}
+    for pk, text, name, owner_id, owner_name in rows:
+        key = _canonical(text)
+        records[key] = VmRecord(pk, key, name, owner_id, owner_name)
+    return records
+
+
+def _canonical(text: str) -> str:
+    """'3b1f6a527c2e...' (SQLite keeps UUIDs as 32 hex digits) or the dashed form → the dashed lower-case form."""
+    text = text.lower()
+    if len(text) == 32:
+        return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+    return text
 
 
 def _reconcile(host: Host, summaries: list[hv.DomainSummary]) -> dict[str, VmRecord]:
