@@ -19,7 +19,7 @@ from kvmweb.core.errors import NotFoundError
 
 from . import services
 from .models import ConsoleSession
-from .proxy import origin_allowed
+from .origin import origin_allowed
 from .services import ConsoleRefused
 
 WATCH_INTERVAL = 1.0  # seconds between checks that the user may still use the VM

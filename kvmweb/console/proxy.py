@@ -29,8 +29,9 @@ from django.conf import settings
 from django.contrib.auth import get_user
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import DatabaseError, connections
-from django.http.request import split_domain_port, validate_host
 from websockify.websocketproxy import LibProxyServer, ProxyRequestHandler
+
+from .origin import origin_allowed
 
 from kvmweb import hypervisor as hv
 from kvmweb.hosts.services import host_connection
@@ -42,20 +43,6 @@ from .services import ConsoleRefused
 log = logging.getLogger("kvmweb.console.proxy")
 T = TypeVar("T")
 _PATH_RE = re.compile(r"/vnc/(?P<uuid>[0-9a-fA-F-]{36})/?$")
-
-
-def origin_allowed(origin: str | None) -> bool:
-    """Same rule as the portal's own websockets: the Origin's host must be an allowed host, or the whole origin
-    must be a trusted origin (CSRF_TRUSTED_ORIGINS, e.g. the public https URL behind a reverse proxy)."""
-    if not origin:
-        return False
-    if origin in settings.CSRF_TRUSTED_ORIGINS:
-        return True
-    parsed = urlparse(origin)
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        return False
-    domain, _port = split_domain_port(parsed.netloc)
-    return bool(domain) and validate_host(domain, settings.ALLOWED_HOSTS)
 
 
 def session_user(cookie_header: str | None) -> AbstractBaseUser | None:

@@ -24,8 +24,27 @@
       setBadge(badge, ev.state, label);
       if (changed) refreshActions();
     }
-    document.querySelectorAll("tr[data-uuid='" + ev.uuid + "'] .state").forEach((el) => setBadge(el, ev.state, label));
+    const rows = document.querySelectorAll("tr[data-uuid='" + ev.uuid + "'] .state");
+    rows.forEach((el) => setBadge(el, ev.state, label));
+    // A VM that appeared (defined) or went away (undefined), also behind the portal's back: re-read the list.
+    if (ev.event === "defined" || ev.event === "undefined" || (!rows.length && ev.state !== "undefined")) {
+      refreshList();
+    }
     document.dispatchEvent(new CustomEvent("kvmweb:vm", { detail: ev }));
+  }
+
+  // The VM list (#vm-table, with its filters and page in the URL) re-read as the partial htmx would fetch.
+  let listing = null;
+  function refreshList() {
+    const table = document.getElementById("vm-table");
+    if (!table) return;
+    clearTimeout(listing);
+    listing = setTimeout(async () => {
+      const html = await fetch(location.pathname + location.search, {
+        credentials: "same-origin", headers: { "HX-Request": "true" },
+      }).then((r) => (r.ok ? r.text() : null)).catch(() => null);
+      if (html !== null) table.innerHTML = html;
+    }, 200);
   }
 
   // The VM page's buttons depend on the state (Start vs Force off): re-read them from the server, no reload.
