@@ -1,9 +1,10 @@
 """API plumbing shared by every app: errors as ``{"error": code, "detail": message}``."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
-from django.http import Http404
+from django.http import Http404, HttpRequest
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -32,3 +33,15 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             "detail": str(exc.detail),
         }
     return response
+
+
+def request_chunks(request: HttpRequest, length: int, chunk: int = 1024 * 1024) -> Iterator[bytes]:
+    """The first ``length`` bytes of a raw request body, ``chunk`` bytes at a time: an upload is never held whole
+    in memory. Stops early if the client sends less."""
+    left = length
+    while left > 0:
+        data = request.read(min(chunk, left))
+        if not data:
+            break
+        left -= len(data)
+        yield data

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from django.db.models import QuerySet
 
 from kvmweb import hypervisor as hv
+from kvmweb.core.errors import NotFoundError
 
 from .models import Host
 from .services import host_connection
@@ -12,6 +13,14 @@ from .services import host_connection
 
 def host_queryset() -> QuerySet[Host]:
     return Host.objects.filter(enabled=True)
+
+
+def host_get(host_id: int) -> Host:
+    """An enabled host by id; NotFoundError otherwise."""
+    host = host_queryset().filter(pk=host_id).first()
+    if host is None:
+        raise NotFoundError("No such host.")
+    return host
 
 
 @dataclass(frozen=True)

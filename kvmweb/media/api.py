@@ -1,7 +1,6 @@
 """ISO library API: list, start an upload, send its pieces (raw bytes, in order), register, delete."""
 from __future__ import annotations
 
-from collections.abc import Iterator
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
@@ -9,22 +8,15 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from kvmweb.core.errors import NotFoundError, ValidationError
-from kvmweb.hosts.models import Host
-from kvmweb.hosts.selectors import host_queryset
+from kvmweb.core.api import request_chunks
+from kvmweb.core.errors import ValidationError
+from kvmweb.hosts.selectors import host_get
 
 from . import services
 from .selectors import iso_get, iso_list
 from .serializers import IsoSerializer, RegisterSerializer, UploadBeginSerializer
 
 PIECE_READ = 1024 * 1024  # bytes read from the request at a time
-
-
-def _host(host_id: int) -> Host:
-    host = host_queryset().filter(pk=host_id).first()
-    if host is None:
-        raise NotFoundError("No such host.")
-    return host
 
 
 class IsoListApi(APIView):
@@ -34,7 +26,7 @@ class IsoListApi(APIView):
         host_id = request.query_params.get("host", "")
         if host_id and not host_id.isdigit():
             raise ValidationError("host must be a host id.", fields={"host": ["a host id"]})
-        isos = iso_list(actor=request.user, host=_host(int(host_id)) if host_id else None)
+        isos = iso_list(actor=request.user, host=host_get(int(host_id)) if host_id else None)
         return Response(IsoSerializer(isos, many=True).data)
 
     @extend_schema(request=UploadBeginSerializer, responses={201: IsoSerializer},
@@ -43,7 +35,7 @@ class IsoListApi(APIView):
         body = UploadBeginSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
-        iso = services.iso_upload_begin(actor=request.user, host=_host(data["host"]), name=data["name"],
+        iso = services.iso_upload_begin(actor=request.user, host=host_get(data["host"]), name=data["name"],
                                         size=data["size"])
         return Response(IsoSerializer(iso).data, status=status.HTTP_201_CREATED)
 
@@ -55,7 +47,7 @@ class IsoRegisterApi(APIView):
         body = RegisterSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
-        iso = services.iso_register(actor=request.user, host=_host(data["host"]), path=data["path"],
+        iso = services.iso_register(actor=request.user, host=host_get(data["host"]), path=data["path"],
                                     name=data.get("name", ""))
         return Response(IsoSerializer(iso).data, status=status.HTTP_201_CREATED)
 
@@ -84,18 +76,8 @@ class IsoContentApi(APIView):
         if not offset.isdigit() or not str(length).isdigit() or int(length) <= 0:
             raise ValidationError("Send the piece's bytes with a Content-Length and ?offset=<bytes already sent>.",
                                   fields={"offset": ["a number of bytes"]})
-        raw = request._request  # the Django request: a file-like stream of the body (not parsed, not buffered)
-        remaining = int(length)
-
-        def pieces() -> Iterator[bytes]:
-            nonlocal remaining
-            while remaining > 0:
-                data = raw.read(min(PIECE_READ, remaining))
-                if not data:
-                    return
-                remaining -= len(data)
-                yield data
-
+        # request._request is the Django request: a file-like stream of the body (not parsed, not buffered)
+        chunks = request_chunks(request._request, int(length), PIECE_READ)
         iso = services.iso_upload_piece(actor=request.user, iso=iso, offset=int(offset), length=int(length),
-                                        chunks=pieces())
+                                        chunks=chunks)
         return Response(IsoSerializer(iso).data)

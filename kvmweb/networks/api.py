@@ -16,7 +16,9 @@ from kvmweb.machines.selectors import vm_get
 
 from . import services
 from .forms import default_gateway
-from .selectors import NetworkDetail, NetworkRow, host_get, network_detail, network_list, vm_nics
+from kvmweb.hosts.selectors import host_get
+
+from .selectors import NetworkDetail, NetworkRow, network_detail, network_list, vm_nics
 
 
 # ------------------------------------------------------------------------------------------------ serializers

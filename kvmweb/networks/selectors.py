@@ -8,7 +8,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from kvmweb import hypervisor as hv
 from kvmweb.core.errors import NotFoundError
 from kvmweb.hosts.models import Host
-from kvmweb.hosts.selectors import host_queryset
+from kvmweb.hosts.selectors import host_get, host_queryset
 from kvmweb.hosts.services import host_connection
 from kvmweb.machines.models import VirtualMachine
 from kvmweb.machines.selectors import can_see, is_staff, vm_domain
@@ -98,13 +98,6 @@ def network_list(*, actor: Actor, host_id: int | None = None) -> NetworkList:
             result.rows.append(NetworkRow(host, summary, summary.name in allowed, attachments.get(summary.name, [])))
     result.rows.sort(key=lambda r: (r.name.lower(), r.host.name))
     return result
-
-
-def host_get(host_id: int) -> Host:
-    host = host_queryset().filter(pk=host_id).first()
-    if host is None:
-        raise NotFoundError("No such host.")
-    return host
 
 
 def network_row(*, actor: Actor, host_id: int, name: str) -> NetworkRow:

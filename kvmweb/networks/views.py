@@ -10,13 +10,13 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from kvmweb.core.errors import PermissionDeniedError, ServiceError, error_reply
-from kvmweb.hosts.selectors import host_queryset
+from kvmweb.hosts.selectors import host_get, host_queryset
 from kvmweb.hypervisor import HypervisorError
 from kvmweb.machines.selectors import is_staff, vm_get
 
 from . import services
 from .forms import NetworkForm, NicForm, NicTargetForm
-from .selectors import host_get, network_detail, network_list, vm_nics
+from .selectors import network_detail, network_list, vm_nics
 
 
 def _fail(request: HttpRequest, exc: Exception) -> None:

@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from kvmweb import hypervisor as hv
+from kvmweb.core.api import request_chunks
 from kvmweb.core.errors import ValidationError
 from kvmweb.jobs.serializers import JobSerializer
 from kvmweb.machines.selectors import vm_get
@@ -205,16 +206,6 @@ class VolumeDownloadApi(APIView):
         return stream_response(request._request, chunks, filename=info.name, length=_file_size(info))
 
 
-def request_chunks(request: HttpRequest, length: int, chunk: int = hv.storage.STREAM_CHUNK) -> Iterator[bytes]:
-    left = length
-    while left > 0:
-        data = request.read(min(chunk, left))
-        if not data:
-            break
-        left -= len(data)
-        yield data
-
-
 def upload_length(request: HttpRequest) -> int:
     raw = request.META.get("CONTENT_LENGTH") or ""
     if not raw.isdigit():
@@ -232,7 +223,7 @@ class VolumeUploadApi(APIView):
         selectors.pool_get(actor=request.user, host=host, name=name)  # 404 before reading anything
         length = upload_length(request._request)
         info = services.volume_upload(actor=request.user, host=host, pool=name, name=volume, length=length,
-                                      chunks=request_chunks(request._request, length))
+                                      chunks=request_chunks(request._request, length, hv.storage.STREAM_CHUNK))
         return Response(volume_json(info), status=201)
 
 

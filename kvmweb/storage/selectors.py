@@ -15,7 +15,7 @@ from django.db.models import Q
 from kvmweb import hypervisor as hv
 from kvmweb.core.errors import NotFoundError
 from kvmweb.hosts.models import Host
-from kvmweb.hosts.selectors import host_queryset
+from kvmweb.hosts.selectors import host_get as hosts_host_get
 from kvmweb.hosts.services import host_connection
 from kvmweb.machines.models import VirtualMachine
 from kvmweb.machines.selectors import is_staff, vm_domain
@@ -29,10 +29,7 @@ Actor = AbstractBaseUser | AnonymousUser
 def host_get(*, actor: Actor, host_id: int) -> Host:
     if not getattr(actor, "is_authenticated", False):
         raise NotFoundError("No such host.")
-    host = host_queryset().filter(pk=host_id).first()
-    if host is None:
-        raise NotFoundError("No such host.")
-    return host
+    return hosts_host_get(host_id)
 
 
 def open_pool_names(actor: Actor, host: Host) -> set[str]:
