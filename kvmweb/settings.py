@@ -172,6 +172,14 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env_bool("KVMWEB_CELERY_EAGER", False)
+# Periodic work, sent by Celery beat (the worker runs it embedded: `celery worker -B`): every KVMWEB_SWEEP_SECONDS,
+# uploads quiet for KVMWEB_STALE_UPLOAD_SECONDS are failed and their unfinished files removed.
+KVMWEB_SWEEP_SECONDS = int(os.environ.get("KVMWEB_SWEEP_SECONDS", "600"))
+KVMWEB_STALE_UPLOAD_SECONDS = int(os.environ.get("KVMWEB_STALE_UPLOAD_SECONDS", "3600"))
+CELERY_BEAT_SCHEDULE = {
+    "sweep-abandoned-uploads": {"task": "kvmweb.jobs.sweep_stale_web", "schedule": float(KVMWEB_SWEEP_SECONDS),
+                                "options": {"expires": float(KVMWEB_SWEEP_SECONDS)}},
+}
 
 # libvirt hosts registered by `manage.py bootstrap` (comma-separated URIs).
 KVMWEB_LIBVIRT_URIS = env_list("KVMWEB_LIBVIRT_URIS", "qemu:///system")

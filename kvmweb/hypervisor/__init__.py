@@ -36,7 +36,7 @@ from .errors import (
 )
 from .events import DomainEvent, DomainEventListener
 from .host import HostFacts, host_facts
-from .media import create_media_volume, ensure_dir_pool
+from .media import create_media_volume, ensure_dir_pool, looks_like_iso9660, read_head
 from .names import NAME_RULE, validate_name
 from .network import (
     AddressUser,
@@ -94,4 +94,4 @@ __all__ += [
     "boot_order", "clone_domain_xml", "disk_users", "disk_xml", "list_pools", "pool_define", "pool_lookup",
     "set_boot_order", "validate_volume_name", "define_xml",
 ]
-__all__ += ["create_media_volume", "ensure_dir_pool"]
+__all__ += ["create_media_volume", "ensure_dir_pool", "looks_like_iso9660", "read_head"]

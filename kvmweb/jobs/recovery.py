@@ -10,7 +10,13 @@ from celery.signals import worker_ready, worker_shutdown
 from .models import Job
 
 log = logging.getLogger(__name__)
-STALE_WEB_JOB = 3600  # seconds without a sign of life before a web-driven job (an upload) counts as abandoned
+
+
+def stale_web_seconds() -> int:
+    """Seconds without a sign of life before a web-driven job (an upload) counts as abandoned."""
+    from django.conf import settings
+
+    return int(settings.KVMWEB_STALE_UPLOAD_SECONDS)
 
 
 def live_workers(timeout: float = 1.0) -> set[str]:
@@ -29,7 +35,7 @@ def recover_on_start(hostname: str) -> list[int]:
     failed = jobs_fail_unfinished(
         worker=hostname, reason=f"The worker {hostname} restarted while this job ran; it was stopped and undone.",
     )
-    failed += jobs_fail_stale_web(older_than_seconds=STALE_WEB_JOB)
+    failed += jobs_fail_stale_web(older_than_seconds=stale_web_seconds())
     others = Job.objects.filter(state=Job.State.RUNNING).exclude(worker__in=[hostname, WEB_WORKER]).exists()
     if others:
         alive = live_workers() | {hostname}

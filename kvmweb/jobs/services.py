@@ -74,7 +74,7 @@ def job_open(
     params: dict[str, Any] | None = None, cleanup: list[dict[str, Any]] | None = None,
 ) -> Job:
     """A job that web requests drive (no Celery task): it starts running at once; the caller reports progress and
-    finishes it. If it goes quiet for ``STALE_WEB_JOB`` the recovery fails it and runs its undo steps."""
+    finishes it. If it goes quiet for ``KVMWEB_STALE_UPLOAD_SECONDS`` the sweep fails it and runs its undo steps."""
     user = actor if actor is not None and getattr(actor, "is_authenticated", False) else None
     now = timezone.now()
     job = Job.objects.create(

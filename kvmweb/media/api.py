@@ -1,4 +1,5 @@
-"""ISO library API: list, start an upload, send its pieces (raw bytes, in order), register, delete."""
+"""ISO library API: list, start an upload, send its pieces (raw bytes, in order), import a file already on the host
+(register or copy, as a job), delete."""
 from __future__ import annotations
 
 
@@ -9,12 +10,14 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from kvmweb.core.api import request_chunks
-from kvmweb.core.errors import ValidationError
+from kvmweb.core.errors import PermissionDeniedError, ValidationError
 from kvmweb.hosts.selectors import host_get
+from kvmweb.jobs.serializers import JobSerializer
+from kvmweb.machines.selectors import is_staff
 
 from . import services
 from .selectors import iso_get, iso_list
-from .serializers import IsoSerializer, RegisterSerializer, UploadBeginSerializer
+from .serializers import ImportAcceptedSerializer, IsoSerializer, RegisterSerializer, UploadBeginSerializer
 
 PIECE_READ = 1024 * 1024  # bytes read from the request at a time
 
@@ -41,15 +44,19 @@ class IsoListApi(APIView):
 
 
 class IsoRegisterApi(APIView):
-    @extend_schema(request=RegisterSerializer, responses={201: IsoSerializer},
-                   summary="Staff: register a file already on the host")
+    @extend_schema(request=RegisterSerializer, responses={202: ImportAcceptedSerializer},
+                   summary="Staff: add a file already on the host (registered in place, or copied into the ISO "
+                           "pool); a job checks it is an ISO image and completes the medium")
     def post(self, request: Request) -> Response:
+        if not is_staff(request.user):
+            raise PermissionDeniedError("Only staff can register files already on a host.")
         body = RegisterSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
-        iso = services.iso_register(actor=request.user, host=host_get(data["host"]), path=data["path"],
-                                    name=data.get("name", ""))
-        return Response(IsoSerializer(iso).data, status=status.HTTP_201_CREATED)
+        iso, job = services.iso_import(actor=request.user, host=host_get(data["host"]), path=data["path"],
+                                       name=data.get("name", ""), mode=data["mode"])
+        return Response({"job": JobSerializer(job).data, "iso": IsoSerializer(iso).data},
+                        status=status.HTTP_202_ACCEPTED)
 
 
 class IsoDetailApi(APIView):

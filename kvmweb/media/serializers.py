@@ -2,13 +2,15 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from kvmweb.jobs.serializers import JobSerializer
+
 from .models import IsoImage
 
 
 class IsoSerializer(serializers.ModelSerializer[IsoImage]):
     host = serializers.CharField(source="host.name")
     added_by = serializers.SerializerMethodField()
-    job = serializers.SerializerMethodField(help_text="the upload's job (uploads only)")
+    job = serializers.SerializerMethodField(help_text="the job that brought it in (its upload or import), if any")
 
     class Meta:
         model = IsoImage
@@ -19,11 +21,9 @@ class IsoSerializer(serializers.ModelSerializer[IsoImage]):
         return iso.added_by.get_username() if iso.added_by else None
 
     def get_job(self, iso: IsoImage) -> int | None:
-        from .services import upload_job
+        from .services import iso_job
 
-        if iso.registered:
-            return None
-        job = upload_job(iso)
+        job = iso_job(iso)
         return job.pk if job else None
 
 
@@ -37,3 +37,11 @@ class RegisterSerializer(serializers.Serializer[dict[str, object]]):
     host = serializers.IntegerField()
     path = serializers.CharField(max_length=1024)
     name = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    mode = serializers.ChoiceField(choices=["register", "copy"], default="register",
+                                   help_text="register: the file stays where it is; copy: the library gets its own "
+                                             "copy in the portal's ISO pool")
+
+
+class ImportAcceptedSerializer(serializers.Serializer[dict[str, object]]):
+    job = JobSerializer()
+    iso = IsoSerializer()

@@ -3,18 +3,26 @@
 Uploads go into a directory pool the portal owns on each host (``KVMWEB_ISO_POOL`` in ``KVMWEB_ISO_DIR``), created
 on demand, through libvirt's volume upload stream — so remote hosts work too — in pieces the browser sends one
 after another (``iso_upload_piece``); no piece is ever held whole in memory either.
+
+Staff add a file already on a host with ``iso_import`` (a Celery job, ``iso.import``): ``register`` keeps the file
+where it is, ``copy`` gives the library its own copy in the ISO pool, streamed through libvirt in pieces (progress,
+cancel between pieces). Either way the job first checks the file is an ISO 9660 image.
 """
 from __future__ import annotations
 
 import os
 import posixpath
 import re
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import closing
+from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 
 from kvmweb import hypervisor as hv
 from kvmweb.audit.services import audited
@@ -22,15 +30,20 @@ from kvmweb.core.errors import ConflictError, NotFoundError, PermissionDeniedErr
 from kvmweb.hosts.models import Host
 from kvmweb.hosts.services import host_connection
 from kvmweb.jobs.models import Job
-from kvmweb.jobs.runner import undo_record
-from kvmweb.jobs.services import job_cancelled, job_open, job_progress, job_succeed
+from kvmweb.jobs.runner import JobContext, undo_record
+from kvmweb.jobs.services import job_cancel, job_cancelled, job_create, job_open, job_progress, job_succeed
 from kvmweb.machines.selectors import is_staff
+from kvmweb.storage.sizes import human
 
 from .models import IsoImage
 from .selectors import iso_users
 
 Actor = AbstractBaseUser | AnonymousUser
 MAX_ISO_BYTES = 64 * 1024**4  # 64 TiB: anything above is a typo
+UPLOAD, IMPORT = "iso.upload", "iso.import"  # the library's job types
+IMPORT_MODES = ("register", "copy")
+LOCAL_URIS = ("qemu:///", "test:///")  # hosts whose files this machine can read directly
+CANCEL_CHECK = 0.1  # seconds between cancel checks while copying
 
 
 def _audit(actor: Actor, action: str, host: Host, target: str):  # type: ignore[no-untyped-def]
@@ -85,19 +98,14 @@ def iso_upload_begin(*, actor: Actor, host: Host, name: str, size: int) -> IsoIm
         raise ConflictError(f"The ISO library of {host} already has {name}.", code="name_taken")
     with _audit(actor, "iso.upload", host, name):
         pool = iso_pool(host)
-        pool.refresh()
-        info = pool.info()
-        if size > info.available:
-            raise ValidationError(
-                f"The ISO pool on {host} has {info.available // 1024**2} MiB free; {name} needs {size // 1024**2} MiB.",
-                fields={"size": ["not enough room in the ISO pool"]})
+        check_room(host, pool, name, size, field="size")
         volume = hv.create_media_volume(pool, name, size)
         try:
             with transaction.atomic():
                 iso = IsoImage.objects.create(host=host, name=name, path=volume.path, pool=pool.name, size=size,
                                               added_by=actor if actor.is_authenticated else None)
                 job_open(
-                    actor=actor, kind="iso.upload", title=f"Upload {name} to {host}", target_type="iso",
+                    actor=actor, kind=UPLOAD, title=f"Upload {name} to {host}", target_type="iso",
                     target=str(iso.pk), host=host, params={"iso_id": iso.pk, "size": size},
                     cleanup=[undo_record("media.delete_upload", f"removed the unfinished upload {name}",
                                          iso_id=iso.pk, uri=host.uri)],
@@ -108,8 +116,20 @@ def iso_upload_begin(*, actor: Actor, host: Host, name: str, size: int) -> IsoIm
             raise ConflictError(f"The ISO library of {host} already has {name}.", code="name_taken") from None
 
 
-def upload_job(iso: IsoImage) -> Job | None:
-    return Job.objects.filter(kind="iso.upload", target_type="iso", target=str(iso.pk)).order_by("-pk").first()
+def check_room(host: Host, pool: hv.Pool, name: str, size: int, *, field: str) -> None:
+    """Refuse a medium of ``size`` bytes that the ISO pool has no room for."""
+    pool.refresh()
+    info = pool.info()
+    if size > info.available:
+        raise ValidationError(
+            f"The ISO pool on {host} has {info.available // 1024**2} MiB free; {name} needs {size // 1024**2} MiB.",
+            fields={field: ["not enough room in the ISO pool"]})
+
+
+def iso_job(iso: IsoImage) -> Job | None:
+    """The job that brings this medium in: its upload, or its import."""
+    return (Job.objects.filter(kind__in=(UPLOAD, IMPORT), target_type="iso", target=str(iso.pk))
+            .order_by("-pk").first())
 
 
 def iso_upload_piece(*, actor: Actor, iso: IsoImage, offset: int, length: int, chunks: Iterable[bytes]) -> IsoImage:
@@ -117,7 +137,9 @@ def iso_upload_piece(*, actor: Actor, iso: IsoImage, offset: int, length: int, c
     _may_change(actor, iso)
     if iso.complete:
         raise ConflictError(f"{iso.name} is already complete.", code="complete")
-    job = upload_job(iso)
+    job = iso_job(iso)
+    if job is not None and job.kind != UPLOAD:
+        raise ConflictError(f"{iso.name} is being imported, not uploaded.", code="not_an_upload")
     if job is not None and job.finished_state:
         raise ConflictError(f"The upload of {iso.name} has {job.state}.", code="upload_finished")
     if offset != iso.uploaded:
@@ -142,30 +164,214 @@ def iso_upload_piece(*, actor: Actor, iso: IsoImage, offset: int, length: int, c
     return iso
 
 
-def iso_register(*, actor: Actor, host: Host, path: str, name: str = "") -> IsoImage:
-    """Staff: add a file that is already on the host (in one of its storage pools, or a local file)."""
-    if not is_staff(actor):
-        raise PermissionDeniedError("Only staff can register files already on a host.")
+@dataclass(frozen=True)
+class HostFile:
+    """A file already on a host: a volume of one of its pools (read through libvirt, so remote hosts work), or a
+    local file outside any pool (local hosts only)."""
+
+    path: str
+    size: int
+    pool: str  # "" for a file outside every pool
+    volume: hv.Volume | None
+
+    def chunks(self) -> Iterator[bytes]:
+        """Its bytes, streamed in pieces (closing the iterator early stops the stream)."""
+        return self.volume.download() if self.volume is not None else _file_chunks(self.path)
+
+    def check_iso9660(self) -> None:
+        try:
+            head = hv.read_head(self.chunks())
+        except OSError as exc:
+            raise ValidationError(f"Cannot read {self.path}: {exc.strerror or exc}.",
+                                  fields={"path": ["unreadable"]}) from None
+        if not hv.looks_like_iso9660(head):
+            raise ValidationError(f"{self.path} is not an ISO 9660 image (no CD001 signature).",
+                                  fields={"path": ["not an ISO 9660 image"]})
+
+
+def _file_chunks(path: str) -> Iterator[bytes]:
+    with open(path, "rb") as src:
+        while data := src.read(hv.storage.STREAM_CHUNK):
+            yield data
+
+
+def clean_host_path(path: str) -> str:
     path = (path or "").strip()
     if not path.startswith("/") or posixpath.normpath(path) != path or any(c in path for c in "\0\n\r"):
         raise ValidationError(f"{path!r} is not a clean absolute path.", fields={"path": ["an absolute path"]})
-    name = (name or posixpath.basename(path)).strip()
-    if not name or len(name) > 200 or any(ord(c) < 32 for c in name):
-        raise ValidationError("Give the medium a name (up to 200 characters).", fields={"name": ["invalid name"]})
-    conn = host_connection(host)
-    volume = hv.volume_for_path(conn, path)
+    return path
+
+
+def host_file(host: Host, path: str) -> HostFile:
+    """The file ``path`` on ``host`` (a clear 400 when there is none)."""
+    volume = hv.volume_for_path(host_connection(host), path)
     if volume is not None:
-        size, pool = volume.spec().capacity, volume.pool_name()
-    elif host.uri.startswith(("qemu:///", "test:///")) and os.path.isfile(path):
-        size, pool = os.path.getsize(path), ""
+        spec = volume.spec()
+        return HostFile(path=path, size=spec.physical or spec.capacity, pool=volume.pool_name(), volume=volume)
+    if host.uri.startswith(LOCAL_URIS) and os.path.isfile(path):
+        return HostFile(path=path, size=os.path.getsize(path), pool="", volume=None)
+    raise ValidationError(f"No file {path} on {host} (it must be a file in one of the host's storage pools, "
+                          "or a local file).", fields={"path": ["no such file"]})
+
+
+@dataclass(frozen=True)
+class ImportPlan:
+    """A checked request to add a host's file to the library: the row to make and where its bytes come from."""
+
+    host: Host
+    source: HostFile
+    mode: str
+    name: str
+    path: str  # the medium's path: the source itself (register) or its copy in the ISO pool
+    pool: str
+
+    def row(self, actor: Actor, *, complete: bool) -> IsoImage:
+        return IsoImage.objects.create(
+            host=self.host, name=self.name, path=self.path, pool=self.pool, size=self.source.size,
+            uploaded=self.source.size if complete else 0, complete=complete, registered=self.mode == "register",
+            added_by=actor,
+        )
+
+
+def _taken(host: Host, name: str, path: str) -> ConflictError:
+    return ConflictError(f"{name} ({path}) is already in the ISO library of {host}.", code="name_taken")
+
+
+def _plan_import(actor: Actor, host: Host, path: str, name: str, mode: str) -> ImportPlan:
+    """Permission and validation of an import, in the request (nothing is made yet)."""
+    if not is_staff(actor):
+        raise PermissionDeniedError("Only staff can register files already on a host.")
+    if mode not in IMPORT_MODES:
+        raise ValidationError(f"Unknown mode {mode!r}: use register or copy.",
+                              fields={"mode": [f"one of {', '.join(IMPORT_MODES)}"]})
+    path = clean_host_path(path)
+    if mode == "copy":
+        name = validate_iso_name(name or posixpath.basename(path))
     else:
-        raise ValidationError(f"No file {path} on {host} (it must be a file in one of the host's storage pools, "
-                              "or a local file).", fields={"path": ["no such file"]})
-    if IsoImage.objects.filter(host=host, path=path).exists() or IsoImage.objects.filter(host=host, name=name).exists():
-        raise ConflictError(f"{name} ({path}) is already in the ISO library of {host}.", code="name_taken")
-    with _audit(actor, "iso.register", host, path):
-        return IsoImage.objects.create(host=host, name=name, path=path, pool=pool, size=size, uploaded=size,
-                                       complete=True, registered=True, added_by=actor)
+        name = (name or posixpath.basename(path)).strip()
+        if not name or len(name) > 200 or any(ord(c) < 32 for c in name):
+            raise ValidationError("Give the medium a name (up to 200 characters).", fields={"name": ["invalid name"]})
+    source = host_file(host, path)
+    target, pool_name = path, source.pool
+    if mode == "copy":
+        pool = iso_pool(host)
+        target, pool_name = pool.volume_path(name), pool.name
+    if IsoImage.objects.filter(host=host).filter(Q(path=target) | Q(name=name)).exists():
+        raise _taken(host, name, target)
+    if mode == "copy":
+        try:
+            pool.volume(name)
+        except hv.VolumeNotFound:
+            pass
+        else:
+            raise ConflictError(f"The ISO pool on {host} already has a file named {name}.", code="name_taken")
+        check_room(host, pool, name, source.size, field="path")
+    return ImportPlan(host=host, source=source, mode=mode, name=name, path=target, pool=pool_name)
+
+
+def iso_import(*, actor: Actor, host: Host, path: str, name: str = "", mode: str = "register") -> tuple[IsoImage, Job]:
+    """Staff: add a file already on ``host`` to its ISO library, as a job (``iso.import``).
+
+    ``register`` keeps the file where it is; ``copy`` makes the library's own copy in the ISO pool. The row is made
+    now, incomplete (not offered as install medium), and completed by the job once the file proved to be an ISO.
+    """
+    from .tasks import import_iso
+
+    plan = _plan_import(actor, host, path, name, mode)
+    verb = "Copy" if mode == "copy" else "Register"
+    try:
+        with _audit(actor, IMPORT, host, plan.source.path), transaction.atomic():
+            iso = plan.row(actor, complete=False)
+            job = job_create(
+                actor=actor, kind=IMPORT, title=f"{verb} {plan.source.path} as {plan.name} on {host}", task=import_iso,
+                target_type="iso", target=str(iso.pk), host=host,
+                params={"iso_id": iso.pk, "mode": mode, "source": plan.source.path, "name": plan.name,
+                        "pool": plan.pool},
+                cleanup=[undo_record("media.forget_import", f"removed {plan.name} from the ISO library",
+                                     iso_id=iso.pk)],
+            )
+    except IntegrityError:
+        raise _taken(host, plan.name, plan.path) from None
+    return iso, job
+
+
+def iso_register(*, actor: Actor, host: Host, path: str, name: str = "") -> IsoImage:
+    """Register a file already on ``host`` at once, in this process (shell, scripts, tests): the same checks as an
+    ``iso_import`` job in ``register`` mode, without the job."""
+    plan = _plan_import(actor, host, path, name, "register")
+    plan.source.check_iso9660()
+    try:
+        with _audit(actor, "iso.register", host, plan.source.path), transaction.atomic():
+            return plan.row(actor, complete=True)
+    except IntegrityError:
+        raise _taken(host, plan.name, plan.path) from None
+
+
+# -- the import job (runs in the Celery worker) --------------------------------------------------------------
+def iso_import_run(ctx: JobContext) -> dict[str, Any]:
+    p = ctx.params
+    iso = IsoImage.objects.select_related("host").filter(pk=p["iso_id"], complete=False).first()
+    if iso is None:
+        raise ConflictError("The medium was removed from the ISO library before its import began.")
+    host = iso.host
+    ctx.progress(1, f"Checking {p['source']} on {host}.")
+    source = host_file(host, p["source"])
+    source.check_iso9660()
+    ctx.progress(5, f"{source.path} is an ISO 9660 image ({human(source.size)}).")
+    path = source.path
+    if p["mode"] == "copy":
+        path = _copy_into_pool(ctx, host, source, p["pool"], p["name"])
+    ctx.check_cancelled()
+    with transaction.atomic():
+        done = IsoImage.objects.filter(pk=iso.pk, complete=False).update(
+            path=path, size=source.size, uploaded=source.size, complete=True)
+        if done:
+            ctx.keep()  # the medium is complete: nothing of it may be undone any more
+    if not done:
+        raise ConflictError(f"{iso.name} was removed from the ISO library meanwhile.")
+    ctx.log(f"{iso.name} is in the ISO library of {host} ({human(source.size)}).")
+    return {"iso_id": iso.pk, "path": path, "size": source.size}
+
+
+def _copy_into_pool(ctx: JobContext, host: Host, source: HostFile, pool_name: str, name: str) -> str:
+    """Copy ``source`` into a new volume of the ISO pool through libvirt (download → upload streams), piece by piece:
+    progress 5..95 %, cancel between pieces, and the partial copy deleted if anything stops it."""
+    pool = hv.pool_lookup(host_connection(host), pool_name)
+    check_room(host, pool, name, source.size, field="path")
+    try:
+        pool.volume(name)
+    except hv.VolumeNotFound:
+        pass
+    else:
+        raise ConflictError(f"The ISO pool on {host} got a file named {name} after the request was checked; "
+                            "it is not ours to touch.")
+    undo = {"host_id": host.pk, "pool": pool.name, "name": name}
+    ctx.undo("storage.delete_volume", f"deleted the partial copy {pool.volume_path(name)}", **undo)
+    try:
+        volume = hv.create_media_volume(pool, name, source.size)
+    except hv.AlreadyExists:
+        ctx.forget_undo("storage.delete_volume", **undo)  # someone else's file: never delete it
+        raise
+    ctx.log(f"Copying {source.path} → {volume.path} ({human(source.size)}).")
+    volume.upload(_pieces(ctx, source.chunks(), source.size), length=source.size)
+    ctx.progress(95, f"Copied {human(source.size)}.")
+    return volume.path
+
+
+def _pieces(ctx: JobContext, chunks: Iterator[bytes], total: int) -> Iterator[bytes]:
+    """Pass the pieces on, reporting progress (5..95 %) and checking for cancel between them."""
+    sent, shown, checked = 0, 5, time.monotonic()
+    with closing(chunks):  # type: ignore[type-var]
+        for data in chunks:
+            if time.monotonic() - checked >= CANCEL_CHECK:
+                ctx.check_cancelled()
+                checked = time.monotonic()
+            yield data
+            sent += len(data)
+            percent = 5 + 90 * sent // max(total, 1)
+            if percent > shown:
+                ctx.progress(percent)
+                shown = percent
 
 
 def iso_delete(*, actor: Actor, iso: IsoImage) -> None:
@@ -175,11 +381,15 @@ def iso_delete(*, actor: Actor, iso: IsoImage) -> None:
     users = iso_users(iso.host).get(iso.path, [])
     if users:
         raise ConflictError(f"{iso.name} is in use by {', '.join(users)}: eject it there first.", code="in_use")
-    job = upload_job(iso) if not iso.complete else None
-    if job is not None and not job.finished_state:
+    job = iso_job(iso) if not iso.complete else None
+    importing = job is not None and job.kind == IMPORT and not job.finished_state
+    if importing:
+        # queued: cancelled and undone now; running: the worker stops at its next piece and deletes its partial copy
+        job_cancel(actor=actor, job=job)
+    elif job is not None and not job.finished_state:
         job_cancelled(job_id=job.pk, message="Upload abandoned: the unfinished file was deleted.")
     with _audit(actor, "iso.delete", iso.host, iso.path):
-        if not iso.registered and iso.pool:
+        if not iso.registered and iso.pool and not importing:
             try:
                 hv.pool_lookup(host_connection(iso.host), iso.pool).volume(iso.name).delete()
             except hv.NotFound:

@@ -1,11 +1,13 @@
-"""Undo steps of the ISO library's jobs (an upload is a job driven by the browser's requests, not by Celery)."""
+"""Jobs of the ISO library: importing a file already on a host (a Celery task), and the undo steps of uploads
+(jobs driven by the browser's requests) and imports."""
 from __future__ import annotations
 
 from typing import Any
 
 from kvmweb import hypervisor as hv
-from kvmweb.jobs.runner import undo_step
+from kvmweb.jobs.runner import JobContext, job_task, undo_step
 
+from . import services
 from .models import IsoImage
 
 
@@ -21,3 +23,15 @@ def _delete_upload(params: dict[str, Any]) -> str | None:
         pass
     iso.delete()
     return None
+
+
+@undo_step("media.forget_import")
+def _forget_import(params: dict[str, Any]) -> str | None:
+    """Remove the row of an import that did not finish (its partial copy, if any, has an undo step of its own)."""
+    removed, _ = IsoImage.objects.filter(pk=params["iso_id"], complete=False).delete()
+    return None if removed else "it was already gone"
+
+
+@job_task(services.IMPORT)
+def import_iso(ctx: JobContext) -> dict[str, Any]:
+    return services.iso_import_run(ctx)

@@ -21,6 +21,9 @@ class RegisterForm(forms.Form):
     host = forms.ModelChoiceField(queryset=host_queryset(), empty_label=None)
     path = forms.CharField(max_length=1024, help_text="A file already on the host, e.g. /srv/isos/debian.iso")
     name = forms.CharField(max_length=200, required=False, help_text="Empty: the file's name")
+    mode = forms.ChoiceField(choices=[("register", "Register in place"), ("copy", "Copy into the ISO pool")],
+                             initial="register",
+                             help_text="In place: the file stays where it is. Copy: the library keeps its own copy.")
 
 
 @login_required
@@ -28,7 +31,8 @@ class RegisterForm(forms.Form):
 def iso_list_view(request: HttpRequest) -> HttpResponse:
     hosts = list(host_queryset())
     users: dict[int, dict[str, list[str]]] = {h.pk: iso_users(h) for h in hosts}
-    rows = [(iso, users.get(iso.host_id, {}).get(iso.path, [])) for iso in iso_list(actor=request.user)]
+    rows = [(iso, users.get(iso.host_id, {}).get(iso.path, []), None if iso.complete else services.iso_job(iso))
+            for iso in iso_list(actor=request.user)]
     return render(request, "media/list.html", {
         "rows": rows, "hosts": hosts, "can_upload": services.can_upload(request.user),
         "register_form": RegisterForm() if request.user.is_staff else None,
@@ -41,16 +45,16 @@ def iso_register_view(request: HttpRequest) -> HttpResponse:
     if not request.user.is_staff:
         raise PermissionDeniedError("Only staff can register files already on a host.")
     form = RegisterForm(request.POST)
-    if form.is_valid():
-        try:
-            iso = services.iso_register(actor=request.user, host=form.cleaned_data["host"],
-                                        path=form.cleaned_data["path"], name=form.cleaned_data["name"])
-            messages.success(request, f"{iso.name} is in the ISO library of {iso.host}.")
-        except ServiceError as exc:
-            messages.error(request, exc.detail)
-    else:
-        messages.error(request, "Give a host and a path.")
-    return redirect("media:list")
+    if not form.is_valid():
+        messages.error(request, "Give a host, a path and a mode.")
+        return redirect("media:list")
+    try:
+        iso, job = services.iso_import(actor=request.user, **form.cleaned_data)
+    except (ServiceError, HypervisorError) as exc:
+        messages.error(request, exc.detail)
+        return redirect("media:list")
+    messages.info(request, f"{iso.name}: the job checks the file and adds it to the ISO library of {iso.host}.")
+    return redirect("jobs:detail", pk=job.pk)
 
 
 @login_required
