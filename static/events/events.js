@@ -91,18 +91,27 @@
     document.dispatchEvent(new CustomEvent("kvmweb:job", { detail: ev }));
   }
 
+  // Live events received per VM / job: a re-read answered after a newer event arrived is stale and is dropped.
+  const received = {};
+  const bump = (key) => { received[key] = (received[key] || 0) + 1; };
+
   // After (re)connecting, read what may have changed while no socket listened: this page's VM and its jobs.
   async function resync() {
-    const get = (url) => fetch(url, { credentials: "same-origin" }).then((r) => (r.ok ? r.json() : null));
+    const get = async (url, key) => {
+      const before = received[key] || 0;
+      const body = await fetch(url, { credentials: "same-origin" }).then((r) => (r.ok ? r.json() : null))
+        .catch(() => null);
+      return (received[key] || 0) === before ? body : null;
+    };
     const m = location.pathname.match(/^\/vms\/([0-9a-f-]{36})\/$/);
     if (m) {
-      const vm = await get("/api/v1/vms/" + m[1] + "/").catch(() => null);
+      const vm = await get("/api/v1/vms/" + m[1] + "/", "vm:" + m[1]);
       if (vm) onVm({ kind: "vm", uuid: m[1], state: vm.state });
     }
     const ids = new Set();
     document.querySelectorAll("[data-job-id][data-job-finished='0']").forEach((el) => ids.add(el.dataset.jobId));
     for (const id of ids) {
-      const job = await get("/api/v1/jobs/" + id + "/").catch(() => null);
+      const job = await get("/api/v1/jobs/" + id + "/", "job:" + id);
       if (!job) continue;
       const finished = ["succeeded", "failed", "cancelled"].includes(job.state);
       for (const line of job.log || []) onJob({ kind: "job", id: job.id, state: job.state, progress: job.progress,
@@ -119,8 +128,8 @@
       let ev;
       try { ev = JSON.parse(msg.data); } catch (e) { return; }
       if (ev.kind === "hello") resync();
-      else if (ev.kind === "vm") onVm(ev);
-      else if (ev.kind === "job") onJob(ev);
+      else if (ev.kind === "vm") { bump("vm:" + ev.uuid); onVm(ev); }
+      else if (ev.kind === "job") { bump("job:" + ev.id); onJob(ev); }
     };
     ws.onclose = () => {
       document.body.dataset.events = "disconnected";
