@@ -8,6 +8,7 @@ test:  ## set up and run the whole test suite (fast, real libvirt, browser)
 
 bench:  ## run the benchmarks in bench/ and print their tables
 	scripts/setup.sh --test
+	.venv/bin/python manage.py collectstatic --noinput -v0
 	.venv/bin/python bench/run.py
 
 lint:

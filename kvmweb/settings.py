@@ -156,7 +156,12 @@ STATICFILES_DIRS = [
     ("vendor/xterm-addon-fit", NODE_MODULES / "@xterm" / "addon-fit"),
     ("vendor/chartjs", NODE_MODULES / "chart.js" / "dist"),
 ]
-WHITENOISE_USE_FINDERS = True
+# Production serves the collected files (scripts/run.sh runs collectstatic); scanning the finders too would keep a
+# second index of every file in the web process.
+WHITENOISE_USE_FINDERS = DEBUG or TESTING
+# Request bodies above this go to a temporary file before the view reads them (ISO upload pieces): the web process
+# holds at most this much of a body in memory.
+FILE_UPLOAD_MAX_MEMORY_SIZE = 256 * 1024
 
 REDIS_URL = os.environ.get("KVMWEB_REDIS_URL", "redis://127.0.0.1:6379/0")
 CHANNEL_LAYERS = {

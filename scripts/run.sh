@@ -21,9 +21,11 @@ trap cleanup INT TERM EXIT
 # Celery refuses to run as root unless told; on these machines the portal runs as root because libvirt's
 # qemu:///system socket has no polkit here (see README, "Running as root").
 export C_FORCE_ROOT=1
-.venv/bin/celery -A kvmweb worker --loglevel=INFO --concurrency=2 &
+# -B: the worker also runs Celery beat (periodic work: the sweep of abandoned uploads); only one worker may.
+.venv/bin/celery -A kvmweb worker -B -s var/celerybeat-schedule --loglevel=INFO --concurrency=2 &
 pids+=($!)
-.venv/bin/daphne -b "$BIND" -p "$PORT" kvmweb.asgi:application &
+# The web process: daphne serving kvmweb.asgi (HTTP + websockets), trimmed to what it serves (kvmweb/web.py).
+.venv/bin/python -m kvmweb.web -b "$BIND" -p "$PORT" &
 pids+=($!)
 # libvirt domain events (VM state changes) of every host → browsers, live (/ws/events/).
 .venv/bin/python manage.py event_listener &

@@ -73,13 +73,14 @@ class Portal:
 
 @pytest.fixture(scope="session")
 def portal_server(django_db_setup, django_db_blocker) -> Iterator[Portal]:  # type: ignore[no-untyped-def]
-    """daphne serving kvmweb on 127.0.0.1 (a free port) against the test database."""
+    """The web process (daphne, started as in production by ``python -m kvmweb.web``) on 127.0.0.1 (a free port),
+    against the test database."""
     port = free_port()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     log = ARTIFACTS / f"daphne-{port}.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "kvmweb.asgi:application"],
+            [sys.executable, "-m", "kvmweb.web", "-b", "127.0.0.1", "-p", str(port)],
             cwd=ROOT, env=server_env(), stdout=out, stderr=subprocess.STDOUT,
         )
     with stopped_at_end(proc):
