@@ -192,5 +192,27 @@ def no_leftovers() -> Iterator[None]:
         pytest.fail("tests left these behind: " + ", ".join(left), pytrace=False)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def iso_pool_dir(no_leftovers) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """The portal's ISO pool, for this run and the servers it starts (tests.live.server_env): a prefixed pool in a
+    temporary folder, never the host's real ISO library; removed at the end (before the leftover check)."""
+    from django.conf import settings
+
+    base = tempfile.mkdtemp(prefix=f"{PREFIX}isos-")
+    os.chmod(base, 0o755)
+    pool = f"{PREFIX}isos-{os.getpid()}"
+    old = settings.KVMWEB_ISO_POOL, settings.KVMWEB_ISO_DIR
+    settings.KVMWEB_ISO_POOL, settings.KVMWEB_ISO_DIR = pool, f"{base}/isos"
+    yield settings.KVMWEB_ISO_DIR
+    settings.KVMWEB_ISO_POOL, settings.KVMWEB_ISO_DIR = old
+    if libvirt_available():
+        for line in virsh("vol-list", pool, check=False).splitlines():
+            if line.split():
+                virsh("vol-delete", line.split()[0], "--pool", pool, check=False)
+        virsh("pool-destroy", pool, check=False)
+        virsh("pool-undefine", pool, check=False)
+    shutil.rmtree(base, ignore_errors=True)
+
+
 # Live servers and the browser (tests/live.py): daphne, a Celery worker, headless Chromium.
 from tests.live import browser_context, celery_worker_proc, page, portal, portal_server  # noqa: E402,F401

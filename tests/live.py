@@ -51,12 +51,13 @@ def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30.0) -
 
 
 def server_env() -> dict[str, str]:
-    """The environment for server subprocesses: the test database, this run's queue and channel prefix."""
+    """The environment for server subprocesses: the test database, this run's queue, channel prefix and ISO pool."""
     from django.conf import settings
 
     env = dict(os.environ)
     env["KVMWEB_DATABASE_URL"] = "sqlite://" + str(settings.DATABASES["default"]["NAME"])
     env["KVMWEB_TESTING"] = "1"
+    env["KVMWEB_ISO_POOL"], env["KVMWEB_ISO_DIR"] = settings.KVMWEB_ISO_POOL, settings.KVMWEB_ISO_DIR
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     env["C_FORCE_ROOT"] = "1"
     env.setdefault("KVMWEB_LOG_LEVEL", "WARNING")

@@ -5,7 +5,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.jobs.conftest import eager  # noqa: F401
-from tests.media.conftest import iso_pool_dir, memtest_iso  # noqa: F401
+from tests.media.conftest import memtest_iso  # noqa: F401
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from kvmweb import hypervisor as hv
 from kvmweb.jobs.models import Job
 from kvmweb.media.models import IsoImage
 from tests.conftest import unique_name
-from tests.media.conftest import iso_pool_dir  # noqa: F401
 
 
 def test_beat_schedule_names_the_sweep(settings) -> None:  # type: ignore[no-untyped-def]
@@ -24,7 +23,7 @@ def test_beat_schedule_names_the_sweep(settings) -> None:  # type: ignore[no-unt
 
 
 @pytest.mark.django_db
-def test_the_sweep_fails_a_quiet_upload_and_removes_its_file(staff, test_host, iso_pool_dir, settings) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+def test_the_sweep_fails_a_quiet_upload_and_removes_its_file(staff, test_host, iso_pool_dir, settings) -> None:  # type: ignore[no-untyped-def]
     from kvmweb.jobs.tasks import sweep_stale_web
     from kvmweb.media.services import iso_job, iso_pool, iso_upload_begin
 

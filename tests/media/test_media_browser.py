@@ -1,0 +1,67 @@
+"""In Chromium: staff upload an ISO from the library page (pieces, progress bar to the end), see it listed, delete
+it; then register a file already on the host and land on its job, which succeeds."""
+from __future__ import annotations
+
+import filecmp
+import os
+
+import pytest
+
+from kvmweb.jobs.models import Job
+from kvmweb.media.models import IsoImage
+from tests.conftest import MEMTEST_ISO, unique_name
+from tests.live import login, screenshot
+
+pytestmark = [pytest.mark.browser, pytest.mark.real]
+
+SIZE = 20 * 1024 * 1024 + 12345  # three pieces of 8 MiB, the last one short
+
+
+def test_upload_with_progress_then_delete(portal, page, staff, qemu_host, iso_pool_dir, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    source = tmp_path / f"{unique_name('up')}.iso"
+    source.write_bytes(os.urandom(SIZE))
+    login(page, portal, "root-admin", "admin-pass-123")
+    page.goto(f"{portal.url}/media-library/")
+    # Every value the progress bar takes, in order (the upload is too quick to catch by polling).
+    page.evaluate("""() => { window.__bar = []; const bar = document.getElementById('upload-progress');
+        new MutationObserver(() => window.__bar.push(Number(bar.value))).observe(bar, {attributes: true}); }""")
+    page.select_option("#upload-host", str(qemu_host.pk))
+    page.set_input_files("#upload-file", str(source))
+    page.click("#upload-submit")
+    page.wait_for_selector("#upload-status:has-text('is in the library')", timeout=60_000)
+    values = page.evaluate("window.__bar")
+    screenshot(page, "iso-upload-done")
+    assert values[-1] == 100 and values == sorted(values) and any(0 < v < 100 for v in values), values
+    iso = IsoImage.objects.get(name=source.name)
+    assert iso.complete and iso.size == SIZE and iso.path == f"{iso_pool_dir}/{source.name}"
+    assert filecmp.cmp(source, iso.path, shallow=False)
+
+    page.wait_for_selector(f"tr[data-iso-id='{iso.pk}']")  # the page reloaded with the new row
+    row = page.locator(f"tr[data-iso-id='{iso.pk}']")
+    assert "20.0\xa0MB" in row.inner_text() and "root-admin" in row.inner_text()
+    screenshot(page, "iso-library")
+    page.once("dialog", lambda dialog: dialog.accept())
+    row.get_by_role("button", name="Delete").click()
+    page.wait_for_selector(f"text={source.name} was removed from the ISO library")
+    assert not IsoImage.objects.filter(pk=iso.pk).exists() and not os.path.exists(iso.path)
+
+
+def test_register_a_host_file_opens_its_job(portal, page, staff, qemu_host, celery_worker_proc) -> None:  # type: ignore[no-untyped-def]
+    name = f"{unique_name('reg')}.iso"
+    login(page, portal, "root-admin", "admin-pass-123")
+    page.goto(f"{portal.url}/media-library/")
+    page.select_option("select[name=host]", str(qemu_host.pk))
+    page.fill("input[name=path]", MEMTEST_ISO)
+    page.fill("input[name=name]", name)
+    page.click("text=Add to the library")
+    page.wait_for_url(lambda url: "/jobs/" in url)
+    page.wait_for_selector("[data-job-id] [data-job-state]:has-text('succeeded')", timeout=60_000)
+    page.wait_for_selector("#job-meta[data-state=succeeded]")  # its finish time too, without a reload
+    assert "—" not in page.locator("#job-meta tr", has_text="Finished").inner_text()
+    shown = [text.split(" ", 1)[1] for text in page.locator("[data-job-log] li").all_inner_texts()]
+    job = Job.objects.get(kind="iso.import", target=str(IsoImage.objects.get(name=name).pk))
+    assert shown == [line.message for line in job.lines.order_by("pk")]  # none lost between render and socket
+    screenshot(page, "iso-register-job")
+    iso = IsoImage.objects.get(name=name)
+    assert iso.complete and iso.registered and iso.path == MEMTEST_ISO and iso.size == os.path.getsize(MEMTEST_ISO)
+    iso.delete()  # a registered file is only forgotten, never deleted
