@@ -47,32 +47,42 @@
     }, 200);
   }
 
-  // The VM page's buttons depend on the state (Start vs Force off): re-read them from the server, no reload.
-  let refreshing = null;
-  function refreshActions() {
-    clearTimeout(refreshing);
-    refreshing = setTimeout(async () => {
-      const mine = document.querySelector(".vm-head .actions");
+  // Parts of a page that the server renders from the state (the VM page's Start/Force off buttons, a job page's
+  // started/finished times): re-read from the server and swapped in, no reload.
+  const refreshing = {};
+  function refreshFromPage(selector) {
+    clearTimeout(refreshing[selector]);
+    refreshing[selector] = setTimeout(async () => {
+      const mine = document.querySelector(selector);
       if (!mine) return;
       const html = await fetch(location.href, { credentials: "same-origin" }).then((r) => (r.ok ? r.text() : null))
         .catch(() => null);
       if (!html) return;
-      const fresh = new DOMParser().parseFromString(html, "text/html").querySelector(".vm-head .actions");
+      const fresh = new DOMParser().parseFromString(html, "text/html").querySelector(selector);
       if (fresh) mine.replaceWith(fresh);
     }, 150);
   }
+  const refreshActions = () => refreshFromPage(".vm-head .actions");
 
+  // A job event. Without ``state`` (lines re-read after a newer event arrived) only progress and log lines apply:
+  // both only grow, so an older read cannot undo anything.
   function onJob(ev) {
+    const meta = document.getElementById("job-meta");
+    if (ev.state && meta && meta.dataset.jobId === String(ev.id) && meta.dataset.state !== ev.state) {
+      refreshFromPage("#job-meta");
+    }
     document.querySelectorAll("[data-job-id='" + ev.id + "']").forEach((box) => {
       const bar = box.querySelector("[data-job-progress]");
-      if (bar) bar.value = Math.max(Number(bar.value) || 0, ev.progress);
+      if (bar) bar.value = Math.max(Number(bar.value) || 0, ev.progress || 0);
       const pct = box.querySelector("[data-job-percent]");
       if (pct && bar) pct.textContent = bar.value + "%";
-      const st = box.querySelector("[data-job-state]");
-      if (st) { st.textContent = ev.state; st.className = "state job-state-" + ev.state; }
-      const err = box.querySelector("[data-job-error]");
-      if (err && ev.error) { err.textContent = ev.error; err.hidden = false; }
-      box.dataset.jobFinished = ev.finished ? "1" : "0";
+      if (ev.state) {
+        const st = box.querySelector("[data-job-state]");
+        if (st) { st.textContent = ev.state; st.className = "state job-state-" + ev.state; }
+        const err = box.querySelector("[data-job-error]");
+        if (err && ev.error) { err.textContent = ev.error; err.hidden = false; }
+        box.dataset.jobFinished = ev.finished ? "1" : "0";
+      }
       const log = box.querySelector("[data-job-log]");
       if (log && ev.line && !log.querySelector("[data-line-id='" + ev.line.id + "']")) {
         const li = document.createElement("li");
@@ -81,7 +91,9 @@
         const t = document.createElement("time");
         t.textContent = new Date(ev.line.at).toTimeString().slice(0, 8);
         li.append(t, " " + ev.line.message);
-        log.append(li);
+        // in order of the lines' ids, whichever way (event or re-read) each came
+        const later = [...log.querySelectorAll("[data-line-id]")].find((el) => Number(el.dataset.lineId) > ev.line.id);
+        log.insertBefore(li, later || null);
       }
     });
     if (ev.finished) {
@@ -97,26 +109,28 @@
 
   // After (re)connecting, read what may have changed while no socket listened: this page's VM and its jobs.
   async function resync() {
+    // [body, fresh]: fresh when no live event about ``key`` arrived while the request was out
     const get = async (url, key) => {
       const before = received[key] || 0;
       const body = await fetch(url, { credentials: "same-origin" }).then((r) => (r.ok ? r.json() : null))
         .catch(() => null);
-      return (received[key] || 0) === before ? body : null;
+      return [body, (received[key] || 0) === before];
     };
     const m = location.pathname.match(/^\/vms\/([0-9a-f-]{36})\/$/);
     if (m) {
-      const vm = await get("/api/v1/vms/" + m[1] + "/", "vm:" + m[1]);
-      if (vm) onVm({ kind: "vm", uuid: m[1], state: vm.state });
+      const [vm, fresh] = await get("/api/v1/vms/" + m[1] + "/", "vm:" + m[1]);
+      if (vm && fresh) onVm({ kind: "vm", uuid: m[1], state: vm.state });
     }
     const ids = new Set();
     document.querySelectorAll("[data-job-id][data-job-finished='0']").forEach((el) => ids.add(el.dataset.jobId));
     for (const id of ids) {
-      const job = await get("/api/v1/jobs/" + id + "/", "job:" + id);
+      const [job, fresh] = await get("/api/v1/jobs/" + id + "/", "job:" + id);
       if (!job) continue;
-      const finished = ["succeeded", "failed", "cancelled"].includes(job.state);
-      for (const line of job.log || []) onJob({ kind: "job", id: job.id, state: job.state, progress: job.progress,
-        error: job.error, finished: finished, line: line });
-      onJob({ kind: "job", id: job.id, state: job.state, progress: job.progress, error: job.error, finished: finished });
+      for (const line of job.log || []) onJob({ kind: "job", id: job.id, progress: job.progress, line: line });
+      if (fresh) {
+        onJob({ kind: "job", id: job.id, state: job.state, progress: job.progress, error: job.error,
+          finished: ["succeeded", "failed", "cancelled"].includes(job.state) });
+      }
     }
   }
 
