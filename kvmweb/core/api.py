@@ -1,6 +1,7 @@
 """API plumbing shared by every app: errors as ``{"error": code, "detail": message}``."""
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -9,7 +10,11 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from .errors import error_reply
+from .errors import PayloadTooLargeError, ValidationError, error_reply
+
+MIB = 1024 * 1024
+MAX_PIECE = 16 * MIB  # the most one request may carry: a big file goes in pieces (the web process holds a body whole)
+_DIGITS = re.compile(r"[0-9]{1,20}")
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
@@ -45,3 +50,28 @@ def request_chunks(request: HttpRequest, length: int, chunk: int = 1024 * 1024) 
             break
         left -= len(data)
         yield data
+
+
+def piece_length(request: HttpRequest, *, limit: int = MAX_PIECE) -> int:
+    """The Content-Length of a request that carries one piece of a file: digits, above zero, at most ``limit``.
+
+    Checked before anything is read: 400 without a usable length, 413 for a piece above the limit."""
+    raw = str(request.META.get("CONTENT_LENGTH") or "").strip()
+    if not _DIGITS.fullmatch(raw) or int(raw) <= 0:
+        raise ValidationError("Send the piece's bytes as the request body, with a Content-Length above zero.",
+                              fields={"Content-Length": ["a number of bytes above zero"]})
+    length = int(raw)
+    if length > limit:
+        raise PayloadTooLargeError(
+            f"Send at most {limit // MIB} MiB per request; larger files go in pieces: start the upload, then PUT "
+            "each piece (in order) at ?offset=<bytes sent so far>.",
+            fields={"Content-Length": [f"at most {limit} bytes"]})
+    return length
+
+
+def byte_offset(value: str | None, *, name: str = "offset") -> int:
+    """A query parameter that gives a position in a file, in bytes (0 or more); 400 otherwise."""
+    raw = (value or "").strip()
+    if not _DIGITS.fullmatch(raw):
+        raise ValidationError(f"Give ?{name}=<bytes already sent> (0 or more).", fields={name: ["a number of bytes"]})
+    return int(raw)

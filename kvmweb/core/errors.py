@@ -42,6 +42,13 @@ class ValidationError(ServiceError):
     code = "invalid"
 
 
+class PayloadTooLargeError(ServiceError):
+    """A request body larger than we accept in one request (send it in pieces)."""
+
+    status = 413
+    code = "too_large"
+
+
 @dataclass(frozen=True)
 class ErrorReply:
     status: int

@@ -9,7 +9,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from kvmweb.core.api import request_chunks
+from kvmweb.core.api import byte_offset, piece_length, request_chunks
 from kvmweb.core.errors import PermissionDeniedError, ValidationError
 from kvmweb.hosts.selectors import host_get
 from kvmweb.jobs.serializers import JobSerializer
@@ -79,12 +79,9 @@ class IsoContentApi(APIView):
                    responses=IsoSerializer, summary="Send the next piece of an upload")
     def put(self, request: Request, pk: int) -> Response:
         iso = iso_get(actor=request.user, pk=pk)
-        offset, length = request.query_params.get("offset", ""), request.META.get("CONTENT_LENGTH", "")
-        if not offset.isdigit() or not str(length).isdigit() or int(length) <= 0:
-            raise ValidationError("Send the piece's bytes with a Content-Length and ?offset=<bytes already sent>.",
-                                  fields={"offset": ["a number of bytes"]})
+        length = piece_length(request._request)  # 400 without a usable Content-Length, 413 above MAX_PIECE
+        offset = byte_offset(request.query_params.get("offset"))
         # request._request is the Django request: a file-like stream of the body (not parsed, not buffered)
-        chunks = request_chunks(request._request, int(length), PIECE_READ)
-        iso = services.iso_upload_piece(actor=request.user, iso=iso, offset=int(offset), length=int(length),
-                                        chunks=chunks)
+        chunks = request_chunks(request._request, length, PIECE_READ)
+        iso = services.iso_upload_piece(actor=request.user, iso=iso, offset=offset, length=length, chunks=chunks)
         return Response(IsoSerializer(iso).data)

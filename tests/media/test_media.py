@@ -51,6 +51,16 @@ def test_permissions_and_validation(owner, other_user, staff, test_host) -> None
                      ).status_code == 404
     assert alice.delete(f"/api/v1/isos/{iso.pk}/").status_code == 404
     assert alice.post(f"/media-library/{iso.pk}/delete/").status_code == 404
+    # A piece needs a length and an offset, and at most 16 MiB (the web process holds a request body whole).
+    url = f"/api/v1/isos/{iso.pk}/content/"
+    response = root.put(url + "?offset=0", b"", content_type="application/octet-stream")
+    assert response.status_code == 400 and response.json()["error"]
+    response = root.put(url + "?offset=x", b"abc", content_type="application/octet-stream")
+    assert response.status_code == 400 and "offset" in response.json()["fields"]
+    response = root.generic("PUT", url + "?offset=0", b"abc", content_type="application/octet-stream",
+                            CONTENT_LENGTH=str(17 * 1024 * 1024))
+    assert response.status_code == 413 and "16 MiB" in response.json()["detail"]
+    assert IsoImage.objects.get(pk=iso.pk).uploaded == 0
 
 
 @pytest.mark.real
