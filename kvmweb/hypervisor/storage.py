@@ -577,6 +577,60 @@ def set_disk_bus(dom: Domain, target: str, bus: str) -> str:
     return new
 
 
+IDE_TARGETS = ("hda", "hdb", "hdc", "hdd")  # i440fx's one IDE controller: two buses of two units each
+
+
+def default_cdrom_bus(machine: str | None, arch: str = "x86_64") -> str:
+    """The bus ``virt-install`` gives a new CD-ROM drive: SATA on q35 (it has no IDE controller), IDE on i440fx
+    (``pc``) and on x86 when no machine is named, SCSI on other architectures."""
+    if machine_lacks_ide(machine):
+        return "sata"
+    return "ide" if arch in ("x86_64", "i686") else "scsi"
+
+
+def machine_lacks_ide(machine: str | None) -> bool:
+    """q35 has no IDE controller: libvirt accepts an IDE drive in the definition, but the guest then fails to
+    start ("IDE controllers are unsupported for this QEMU binary or machine type")."""
+    return "q35" in (machine or "").lower()
+
+
+def _definition(dom: Domain) -> ET.Element:
+    """The persistent definition in full (secrets such as a VNC password included, so redefining keeps them)."""
+    if not dom.conn.run(dom.raw.isPersistent):
+        raise InvalidRequest(f"{dom.name} is transient: it has no definition to change.")
+    flags = libvirt.VIR_DOMAIN_XML_INACTIVE | libvirt.VIR_DOMAIN_XML_SECURE
+    return ET.fromstring(dom.conn.run(lambda: dom.raw.XMLDesc(flags)))
+
+
+def add_disk_config(dom: Domain, disk: DiskSpec) -> None:
+    """Add ``disk`` to the PERSISTENT definition only, like ``virt-xml --add-device`` (edit and redefine; libvirt
+    assigns its address and adds any controller it needs). A running guest gets it at its next boot: libvirt
+    cannot hot-plug IDE/SATA drives, nor an empty CD-ROM drive on any bus."""
+    root = _definition(dom)
+    devices = root.find("devices")
+    if devices is None:
+        devices = ET.SubElement(root, "devices")
+    disks = devices.findall("disk")
+    if any(_attr(d, "target", "dev") == disk.target for d in disks):
+        raise InvalidRequest(f"This VM already has a disk {disk.target}.")
+    holder = ET.Element("devices")
+    _render_disk(holder, disk)
+    devices.insert(list(devices).index(disks[-1]) + 1 if disks else 0, holder[0])
+    define_xml(dom.conn, ET.tostring(root, encoding="unicode"))
+
+
+def remove_disk_config(dom: Domain, target: str) -> None:
+    """Remove the disk ``target`` from the PERSISTENT definition only (a running guest keeps it until it stops)."""
+    root = _definition(dom)
+    devices = root.find("devices")
+    found = next((d for d in (devices.findall("disk") if devices is not None else [])
+                  if _attr(d, "target", "dev") == target), None)
+    if devices is None or found is None:
+        raise InvalidRequest(f"This VM's definition has no disk {target}.")
+    devices.remove(found)
+    define_xml(dom.conn, ET.tostring(root, encoding="unicode"))
+
+
 def clone_domain_xml(xml: str, *, name: str, disk_sources: dict[str, str],
                      disk_formats: dict[str, str] | None = None, uuid: str | None = None) -> str:
     """The definition of a clone (``virt-clone`` parity): new name, a new UUID (``uuid``, else libvirt makes one),

@@ -9,13 +9,15 @@ from django.contrib.auth import get_user_model
 from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest, StreamingHttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from kvmweb import hypervisor as hv
-from kvmweb.core.api import request_chunks
+from kvmweb.core.api import MAX_PIECE, byte_offset, piece_length, request_chunks
 from kvmweb.core.errors import ValidationError
+from kvmweb.hosts.models import Host
 from kvmweb.jobs.serializers import JobSerializer
 from kvmweb.machines.selectors import vm_get
 
@@ -23,6 +25,7 @@ from . import selectors, services
 from .serializers import (
     BootOrderSerializer,
     BusSerializer,
+    CdromAddSerializer,
     CdromSerializer,
     CloneSerializer,
     DiskAttachSerializer,
@@ -32,6 +35,8 @@ from .serializers import (
     PoolDefineSerializer,
     ResizeSerializer,
     TargetSerializer,
+    VolumeUploadBeginSerializer,
+    VolumeUploadSerializer,
     VolumeCreateSerializer,
     pool_json,
     resize_json,
@@ -206,25 +211,51 @@ class VolumeDownloadApi(APIView):
         return stream_response(request._request, chunks, filename=info.name, length=_file_size(info))
 
 
-def upload_length(request: HttpRequest) -> int:
-    raw = request.META.get("CONTENT_LENGTH") or ""
-    if not raw.isdigit():
-        raise ValidationError("Send the image as the request body with a Content-Length header.")
-    return int(raw)
-
-
 class VolumeUploadApi(APIView):
-    parser_classes: list[Any] = []
+    """An image upload in pieces (no request carries more than ``MAX_PIECE`` bytes: the web process holds a request
+    body whole). POST ``{"size": N}`` makes the volume and the upload's job; PUT each piece, in order, at
+    ``?offset=<bytes sent so far>``; after the last one the volume is ready. DELETE stops an unfinished upload."""
 
-    @extend_schema(request={"application/octet-stream": bytes},
-                   summary="Upload an image as a new volume, streamed through libvirt (virsh vol-upload)")
-    def put(self, request: Request, host_id: int, name: str, volume: str) -> Response:
+    parser_classes = [JSONParser]  # the pieces (PUT) are never parsed: read raw from the request stream
+
+    def _host(self, request: Request, host_id: int, name: str) -> Host:
         host = selectors.host_get(actor=request.user, host_id=host_id)
         selectors.pool_get(actor=request.user, host=host, name=name)  # 404 before reading anything
-        length = upload_length(request._request)
-        info = services.volume_upload(actor=request.user, host=host, pool=name, name=volume, length=length,
-                                      chunks=request_chunks(request._request, length, hv.storage.STREAM_CHUNK))
-        return Response(volume_json(info), status=201)
+        return host
+
+    @extend_schema(responses=VolumeUploadSerializer,
+                   summary="Where an unfinished upload stands (to resume at its offset)")
+    def get(self, request: Request, host_id: int, name: str, volume: str) -> Response:
+        host = self._host(request, host_id, name)
+        return Response(VolumeUploadSerializer(services.volume_upload_state(
+            actor=request.user, host=host, pool=name, name=volume)).data)
+
+    @extend_schema(request=VolumeUploadBeginSerializer, responses={201: VolumeUploadSerializer}, summary=(
+        "Start an image upload (virsh vol-create-as + vol-upload): makes a volume of `size` bytes and a job"))
+    def post(self, request: Request, host_id: int, name: str, volume: str) -> Response:
+        host = self._host(request, host_id, name)
+        size = _body(VolumeUploadBeginSerializer, request)["size"]
+        state = services.volume_upload_begin(actor=request.user, host=host, pool=name, name=volume, size=size)
+        return Response(VolumeUploadSerializer(state).data, status=201)
+
+    @extend_schema(request={"application/octet-stream": bytes}, parameters=[OpenApiParameter("offset", int)],
+                   responses=VolumeUploadSerializer, summary=(
+                       f"Send the next piece (at most {MAX_PIECE // 1024**2} MiB, raw bytes) at ?offset=<bytes sent "
+                       "so far>; the last piece completes the volume (format detected, backing files refused)"))
+    def put(self, request: Request, host_id: int, name: str, volume: str) -> Response:
+        host = self._host(request, host_id, name)
+        length = piece_length(request._request)
+        offset = byte_offset(request.query_params.get("offset"))
+        state = services.volume_upload_piece(
+            actor=request.user, host=host, pool=name, name=volume, offset=offset, length=length,
+            chunks=request_chunks(request._request, length, hv.storage.STREAM_CHUNK))
+        return Response(VolumeUploadSerializer(state).data)
+
+    @extend_schema(responses={204: None}, summary="Stop an unfinished upload: its volume is deleted")
+    def delete(self, request: Request, host_id: int, name: str, volume: str) -> Response:
+        host = self._host(request, host_id, name)
+        services.volume_upload_cancel(actor=request.user, host=host, pool=name, name=volume)
+        return Response(status=204)
 
 
 # ---------------------------------------------------------------------------------------------- a VM's disks
@@ -285,6 +316,30 @@ class VmCdromApi(APIView):
             return Response({"detail": f"Medium inserted into {body['target']}."})
         services.cdrom_eject(actor=request.user, vm=vm, target=body["target"])
         return Response({"detail": f"{body['target']} ejected."})
+
+
+def _drive_json(change: services.DriveChange) -> dict[str, Any]:
+    return {"detail": change.message, "target": change.target, "bus": change.bus, "pending": change.pending}
+
+
+class VmCdromAddApi(APIView):
+    @extend_schema(request=CdromAddSerializer, summary=(
+        "Add a CD-ROM drive, empty or loaded (virt-xml --add-device --disk device=cdrom); next boot if running"))
+    def post(self, request: Request, uuid: str) -> Response:
+        vm = vm_get(actor=request.user, uuid=uuid)
+        body = _body(CdromAddSerializer, request)
+        change = services.cdrom_add(actor=request.user, vm=vm, bus=body["bus"], pool=body.get("pool") or "",
+                                    name=body.get("volume") or "", iso_id=body.get("iso"))
+        return Response(_drive_json(change), status=201)
+
+
+class VmCdromRemoveApi(APIView):
+    @extend_schema(request=TargetSerializer, summary="Remove a CD-ROM drive (its medium's file stays); next boot if "
+                                                     "running")
+    def post(self, request: Request, uuid: str) -> Response:
+        vm = vm_get(actor=request.user, uuid=uuid)
+        change = services.cdrom_remove(actor=request.user, vm=vm, target=_body(TargetSerializer, request)["target"])
+        return Response(_drive_json(change))
 
 
 class VmBootOrderApi(APIView):

@@ -23,6 +23,8 @@ urlpatterns = [
     path("vms/<uuid:uuid>/disks/resize/", api.VmDiskResizeApi.as_view(), name="vm-disk-resize"),
     path("vms/<uuid:uuid>/disks/bus/", api.VmDiskBusApi.as_view(), name="vm-disk-bus"),
     path("vms/<uuid:uuid>/cdrom/", api.VmCdromApi.as_view(), name="vm-cdrom"),
+    path("vms/<uuid:uuid>/disks/cdrom/", api.VmCdromAddApi.as_view(), name="vm-cdrom-add"),
+    path("vms/<uuid:uuid>/disks/cdrom/remove/", api.VmCdromRemoveApi.as_view(), name="vm-cdrom-remove"),
     path("vms/<uuid:uuid>/boot-order/", api.VmBootOrderApi.as_view(), name="vm-boot-order"),
 ]
 urlpatterns.append(path("vms/<uuid:uuid>/clone/", api.VmCloneApi.as_view(), name="vm-clone"))

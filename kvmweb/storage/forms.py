@@ -64,6 +64,12 @@ class CdromForm(DiskTargetForm):
     iso = forms.CharField(max_length=130, required=False, help_text="pool/volume; empty to eject")
 
 
+class CdromAddForm(forms.Form):
+    bus = forms.ChoiceField(choices=[("", "the machine's own (sata on q35, ide on pc)"),
+                                     *[(b, b) for b in hv.storage.CDROM_BUSES]], required=False)
+    iso = forms.CharField(max_length=130, required=False, help_text="lib:<id> or pool/volume; empty for no medium")
+
+
 class BootOrderForm(forms.Form):
     first = forms.ChoiceField(choices=BOOT[1:])
     second = forms.ChoiceField(choices=BOOT, required=False)

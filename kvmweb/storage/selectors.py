@@ -205,6 +205,8 @@ class VmDisks:
     free_volumes: list[VolumeRow] = field(default_factory=list)  # existing volumes that can be attached
     isos: list[VolumeRow] = field(default_factory=list)  # *.iso volumes of the pools open to the user
     library: list[Any] = field(default_factory=list)  # complete media of the ISO library on the VM's host
+    next_boot: list[hv.DiskSpec] = field(default_factory=list)  # in the definition, not yet in the running guest
+    leaving: list[str] = field(default_factory=list)  # in the running guest, gone from its definition
 
 
 def vm_disks(*, actor: Actor, vm: VirtualMachine, choices: bool = True) -> VmDisks:
@@ -224,8 +226,12 @@ def vm_disks(*, actor: Actor, vm: VirtualMachine, choices: bool = True) -> VmDis
             if volume is not None:
                 info = volume.info()
         rows.append(DiskRow(spec=disk, volume=info))
-    result = VmDisks(vm=vm, running=dom.state().is_active, disks=rows,
-                     boot=hv.boot_order(dom.xml(inactive=True)))
+    inactive = dom.xml(inactive=True)
+    result = VmDisks(vm=vm, running=dom.state().is_active, disks=rows, boot=hv.boot_order(inactive))
+    if result.running:  # what the definition already says and the guest gets at its next boot
+        config, live = hv.DomainSpec.from_xml(inactive).disks, {d.target for d in spec.disks}
+        result.next_boot = [d for d in config if d.target not in live]
+        result.leaving = sorted(live - {d.target for d in config})
     if choices:
         result.library = list(library_isos(actor=actor, host=vm.host, complete_only=True))
         result.pools = [p for p in pools.values() if p.info.active]

@@ -6,9 +6,11 @@ from typing import Any
 from rest_framework import serializers
 
 from kvmweb import hypervisor as hv
+from kvmweb.core.api import MAX_PIECE
+from kvmweb.jobs.serializers import JobSerializer
 
 from .selectors import DiskRow, PoolRow, VmDisks, VolumeRow
-from .services import ResizeResult
+from .services import ResizeResult, UploadState
 
 
 class PoolDefineSerializer(serializers.Serializer):  # type: ignore[type-arg]
@@ -31,6 +33,29 @@ class VolumeCreateSerializer(serializers.Serializer):  # type: ignore[type-arg]
     name = serializers.CharField(max_length=64)
     size = serializers.CharField(max_length=32, help_text='"20G", "512M", "1.5T"')
     format = serializers.ChoiceField(choices=list(hv.storage.VOLUME_FORMATS), default="qcow2")
+
+
+class VolumeUploadBeginSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    size = serializers.IntegerField(help_text="the image file's size in bytes")
+
+
+class VolumeUploadSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    """Where an upload in pieces stands: PUT the next piece at ``offset``."""
+
+    pool = serializers.CharField()
+    name = serializers.CharField()
+    size = serializers.IntegerField(help_text="announced bytes")
+    offset = serializers.IntegerField(source="received", help_text="bytes received: the next piece's offset")
+    complete = serializers.BooleanField()
+    max_piece = serializers.SerializerMethodField(help_text="the most bytes one piece may carry")
+    job = JobSerializer()
+    volume = serializers.SerializerMethodField(help_text="the new volume, once the last piece is in")
+
+    def get_max_piece(self, state: UploadState) -> int:
+        return MAX_PIECE
+
+    def get_volume(self, state: UploadState) -> dict[str, Any] | None:
+        return volume_json(state.info) if state.info is not None else None
 
 
 class ResizeSerializer(serializers.Serializer):  # type: ignore[type-arg]
@@ -63,6 +88,15 @@ class CdromSerializer(TargetSerializer):
     pool = serializers.CharField(max_length=64, required=False, allow_blank=True)
     volume = serializers.CharField(max_length=64, required=False, allow_blank=True,
                                    help_text="an *.iso volume of that pool; give neither iso nor volume to eject")
+
+
+class CdromAddSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    bus = serializers.ChoiceField(choices=["", *hv.storage.CDROM_BUSES], required=False, default="",
+                                  help_text="empty: the machine's own (sata on q35, ide on i440fx)")
+    iso = serializers.IntegerField(required=False, help_text="id of a medium of the ISO library to load")
+    pool = serializers.CharField(max_length=64, required=False, allow_blank=True)
+    volume = serializers.CharField(max_length=64, required=False, allow_blank=True,
+                                   help_text="an *.iso volume of that pool to load; give neither for an empty drive")
 
 
 class BootOrderSerializer(serializers.Serializer):  # type: ignore[type-arg]
@@ -115,7 +149,9 @@ def disk_json(row: DiskRow) -> dict[str, Any]:
 
 
 def vm_disks_json(disks: VmDisks) -> dict[str, Any]:
-    return {"running": disks.running, "boot_order": disks.boot, "disks": [disk_json(d) for d in disks.disks]}
+    return {"running": disks.running, "boot_order": disks.boot, "disks": [disk_json(d) for d in disks.disks],
+            "next_boot": {"added": [disk_json(DiskRow(spec=d, volume=None)) for d in disks.next_boot],
+                          "removed": disks.leaving}}
 
 
 def resize_json(result: ResizeResult) -> dict[str, Any]:

@@ -17,7 +17,8 @@ from kvmweb.core.errors import ConflictError, NotFoundError, PermissionDeniedErr
 from kvmweb.hosts.models import Host
 from kvmweb.hosts.services import host_connection
 from kvmweb.jobs.models import Job
-from kvmweb.jobs.services import job_create
+from kvmweb.jobs.runner import readable, run_cleanup, undo_record
+from kvmweb.jobs.services import job_cancel, job_cancelled, job_create, job_fail, job_open, job_progress, job_succeed
 from kvmweb.machines.models import VirtualMachine
 from kvmweb.machines.selectors import can_see, is_staff, vm_domain
 from kvmweb.media.selectors import iso_get
@@ -286,6 +287,7 @@ def _resize(actor: Actor, host: Host, pool: hv.Pool, volume: hv.Volume, row: Vol
 def volume_resize(*, actor: Actor, host: Host, pool: str, name: str, size: str) -> ResizeResult:
     """``qemu-img resize NAME +10G`` (or an absolute size); grow only. A disk of a running VM grows online."""
     handle, volume, row = volume_get(actor=actor, host=host, pool=pool, name=name)
+    _refuse_uploading(host, pool, name)
     return _resize(actor, host, handle, volume, row, size)
 
 
@@ -305,6 +307,10 @@ def volume_delete(*, actor: Actor, host: Host, pool: str, name: str) -> None:
             )
         volume.delete()
         VolumeOwner.objects.filter(host=host, pool=pool, name=name).delete()
+        upload = _unfinished_upload(host, pool, name)
+        if upload is not None:  # its undo (delete the volume) is done: drop it, never to hit a later namesake
+            Job.objects.filter(pk=upload.pk).update(cleanup=[])
+            job_cancelled(job_id=upload.pk, message="Upload abandoned: the unfinished volume was deleted.")
 
 
 def volume_download(*, actor: Actor, host: Host, pool: str, name: str) -> tuple[hv.VolumeInfo, Iterator[bytes]]:
@@ -315,39 +321,160 @@ def volume_download(*, actor: Actor, host: Host, pool: str, name: str) -> tuple[
     return row.info, chunks
 
 
-def volume_upload(*, actor: Actor, host: Host, pool: str, name: str, length: int,
-                  chunks: Iterable[bytes]) -> hv.VolumeInfo:
-    """A new volume filled from an upload streamed through libvirt (``virsh vol-create-as`` + ``vol-upload``).
+# ------------------------------------------------------------------------------------------------ uploads
+UPLOAD = "storage.upload"  # the job type of an image upload; the job is the upload's record (web-driven)
 
-    The format (qcow2 or raw) is detected from the data. An image that points at a backing file is refused (it
-    could make a VM read files outside the pool). Any failure removes the new volume."""
+
+@dataclass(frozen=True)
+class UploadState:
+    """Where an image upload stands: its job, the announced size, the bytes received so far (the next piece's
+    offset), and the new volume once the last piece is in."""
+
+    job: Job
+    pool: str
+    name: str
+    size: int
+    received: int
+    info: hv.VolumeInfo | None = None
+
+    @property
+    def complete(self) -> bool:
+        return self.info is not None
+
+
+def _upload_target(pool: str, name: str) -> str:
+    return f"{pool}/{name}"
+
+
+def upload_job(host: Host, pool: str, name: str) -> Job | None:
+    """The latest upload job of volume ``pool/name`` on ``host`` (finished or not)."""
+    return (Job.objects.filter(kind=UPLOAD, host=host, target_type="volume", target=_upload_target(pool, name))
+            .order_by("-pk").first())
+
+
+def _unfinished_upload(host: Host, pool: str, name: str) -> Job | None:
+    job = upload_job(host, pool, name)
+    return job if job is not None and not job.finished_state else None
+
+
+def _refuse_uploading(host: Host, pool: str, name: str) -> None:
+    if _unfinished_upload(host, pool, name) is not None:
+        raise ConflictError(f"{name} is still being uploaded: wait until its last piece is in.", code="uploading")
+
+
+def _state(job: Job, info: hv.VolumeInfo | None = None) -> UploadState:
+    return UploadState(job=job, pool=job.params["pool"], name=job.params["name"], size=int(job.params["size"]),
+                       received=int(job.result.get("received", 0)), info=info)
+
+
+def volume_upload_begin(*, actor: Actor, host: Host, pool: str, name: str, size: int) -> UploadState:
+    """Start an image upload in pieces: a new raw volume of the announced ``size`` (the pool's room checked
+    first), owned by ``actor``, and a web-driven job (``storage.upload``) that records it. If the pieces stop
+    coming, cancelling the job or the sweep of quiet uploads deletes the unfinished volume."""
     handle = _user_pool(actor, host, pool)
     valid_volume_name(name)
-    if length <= 0:
-        raise ValidationError("The upload is empty.", fields={"file": ["empty"]})
+    if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
+        raise ValidationError("Give the image's size in bytes (above zero).", fields={"size": ["above zero"]})
     with _audit_volume(actor, "volume.upload", host, pool, name) as notes:
         _refuse_taken(handle, name)
-        _check_space(handle, length, f"An upload of {human(length)}")
-        volume = handle.create_volume(hv.VolumeSpec(name=name, capacity=length, format="raw"))
+        _check_space(handle, size, f"An upload of {human(size)}")
+        volume = handle.create_volume(hv.VolumeSpec(name=name, capacity=size, format="raw"))
         try:
-            volume.upload(chunks, length=length)
-            handle.refresh()
-            volume = handle.volume(name)
-            info = volume.info(pool=pool)
-            if info.backing_path:
-                raise ValidationError(
-                    f"The image refers to a backing file ({info.backing_path}); upload a self-contained image.",
-                    fields={"file": ["has a backing file"]},
+            with transaction.atomic():
+                _record_owner(actor, host, pool, name)
+                job = job_open(
+                    actor=actor, kind=UPLOAD, title=f"Upload {name} to pool {pool} on {host}", target_type="volume",
+                    target=_upload_target(pool, name), host=host,
+                    params={"host_id": host.pk, "pool": pool, "name": name, "size": size},
+                    cleanup=[undo_record("storage.delete_volume", f"deleted the unfinished upload {pool}/{name}",
+                                         host_id=host.pk, pool=pool, name=name)],
                 )
-            _record_owner(actor, host, pool, name)
+                Job.objects.filter(pk=job.pk).update(result={"received": 0})
+                job.refresh_from_db()
         except BaseException:
-            try:
-                volume.delete()
-            except hv.HypervisorError:
-                pass
+            volume.delete()
             raise
-        notes.append(f"{info.format} {human(length)} uploaded")
-        return info
+        notes.append(f"{human(size)} announced: job {job.pk}")
+    return _state(job)
+
+
+def _upload_of(actor: Actor, host: Host, pool: str, name: str) -> Job:
+    """The unfinished upload of ``pool/name`` that ``actor`` (its starter, or staff) may continue."""
+    job = upload_job(host, pool, name)
+    if job is None or not (is_staff(actor) or job.actor_id == getattr(actor, "pk", None)):
+        raise NotFoundError(f"No upload of {name} in pool {pool}: start one with POST {{\"size\": <bytes>}}.")
+    if job.finished_state:
+        raise ConflictError(f"The upload of {name} has {job.state}" + (f": {job.error}" if job.error else ".")
+                            + " Start a new one.", code="upload_finished")
+    return job
+
+
+def volume_upload_state(*, actor: Actor, host: Host, pool: str, name: str) -> UploadState:
+    """Where the unfinished upload of ``pool/name`` stands (to resume it at its offset)."""
+    _user_pool(actor, host, pool)
+    return _state(_upload_of(actor, host, pool, name))
+
+
+def volume_upload_piece(*, actor: Actor, host: Host, pool: str, name: str, offset: int, length: int,
+                        chunks: Iterable[bytes]) -> UploadState:
+    """Write the next piece of an upload through libvirt (never whole in memory). Pieces come in order: ``offset``
+    must be the bytes received so far. After the last piece the format (qcow2 or raw) is detected; an image that
+    refers to a backing file is refused (it could make a VM read files outside the pool) and its volume deleted."""
+    handle = _user_pool(actor, host, pool)
+    job = _upload_of(actor, host, pool, name)
+    state = _state(job)
+    if offset != state.received:
+        raise ConflictError(f"Expected the piece at offset {state.received}, got {offset}.", code="wrong_offset",
+                            fields={"offset": [str(state.received)]})
+    if length <= 0 or offset + length > state.size:
+        raise ValidationError(
+            f"A piece of {length} bytes at offset {offset} goes beyond the announced size ({state.size} bytes).",
+            fields={"Content-Length": [f"at most {state.size - offset} bytes"]})
+    try:
+        volume = handle.volume(name)
+    except hv.VolumeNotFound:
+        job_fail(job_id=job.pk, error=f"The unfinished volume {pool}/{name} was deleted.")
+        raise ConflictError(f"The unfinished volume {pool}/{name} was deleted: start a new upload.",
+                            code="upload_finished") from None
+    volume.upload(chunks, offset=offset, length=length)
+    received = offset + length
+    done = (Job.objects.filter(pk=job.pk, state=Job.State.RUNNING, result__received=offset)
+            .update(result={"received": received}))
+    if not done:
+        raise ConflictError(f"Another piece at offset {offset} of {name} arrived at the same time, or the upload "
+                            "was stopped meanwhile.", code="wrong_offset")
+    if received < state.size:
+        job_progress(job_id=job.pk, percent=received * 100 // state.size)
+        job.refresh_from_db()
+        return _state(job)
+    job.refresh_from_db()
+    return _upload_finish(handle, job)
+
+
+def _upload_finish(pool: hv.Pool, job: Job) -> UploadState:
+    """The last piece is in: let libvirt detect the format, refuse an image with a backing file, close the job."""
+    name = job.params["name"]
+    try:
+        pool.refresh()
+        info = pool.volume(name).info(pool=pool.name)
+        if info.backing_path:
+            raise ValidationError(
+                f"The image refers to a backing file ({info.backing_path}); upload a self-contained image.",
+                fields={"file": ["has a backing file"]})
+    except Exception as exc:
+        run_cleanup(job.pk)  # every byte is in, so nobody can resend: the unfinished volume goes
+        job_fail(job_id=job.pk, error=readable(exc))
+        raise
+    finished = job_succeed(job_id=job.pk, message=f"{name} is in pool {pool.name}: {info.format}, "
+                                                  f"{human(info.capacity)}.",
+                           result={"received": job.params["size"], "path": info.path, "format": info.format})
+    return _state(finished or job, info)
+
+
+def volume_upload_cancel(*, actor: Actor, host: Host, pool: str, name: str) -> Job:
+    """Stop an unfinished upload: its job is cancelled and the unfinished volume deleted at once."""
+    _user_pool(actor, host, pool)
+    return job_cancel(actor=actor, job=_upload_of(actor, host, pool, name))
 
 
 # ------------------------------------------------------------------------------------------------ a VM's disks
@@ -405,6 +532,7 @@ def disk_attach_existing(*, actor: Actor, vm: VirtualMachine, pool: str, name: s
     _handle, _volume, row = volume_get(actor=actor, host=vm.host, pool=pool, name=name)
     if row.in_use:
         raise ConflictError(f"{name} is already a disk of {row.used_by_names}.", code="volume_in_use")
+    _refuse_uploading(vm.host, pool, name)
     if row.is_iso:
         raise ValidationError(f"{name} is an ISO image: insert it into a CD-ROM drive instead.")
     with _audit_vm(actor, "vm.disk_attach", vm) as notes:
@@ -458,6 +586,26 @@ def disk_resize(*, actor: Actor, vm: VirtualMachine, target: str, size: str) -> 
     return _resize(actor, vm.host, pool, volume, VolumeRow(info=info, users=uses), size)
 
 
+def _medium(actor: Actor, vm: VirtualMachine, *, pool: str, name: str, iso_id: int | None) -> tuple[str, bool, str]:
+    """The file of a CD-ROM medium, whether it is shared media (libvirt must not relabel it) and its label: an ISO
+    of the ISO library (``iso_id``), or an ``*.iso`` volume of a pool open to ``actor``."""
+    if iso_id is not None:
+        iso = iso_get(actor=actor, pk=iso_id)
+        if iso.host_id != vm.host_id or not iso.complete:
+            raise NotFoundError("No such install medium on this VM's host.")
+        return iso.path, True, iso.name
+    if not name.lower().endswith(".iso"):
+        raise ValidationError("Only ISO images (*.iso) go into a CD-ROM drive.", fields={"volume": ["not an ISO"]})
+    handle = pool_get(actor=actor, host=vm.host, name=pool)
+    try:
+        volume = handle.volume(name)
+    except (hv.VolumeNotFound, hv.InvalidRequest):
+        raise NotFoundError(f"No ISO {name!r} in pool {pool}.") from None
+    # A pool's files are private to root (mode 0600): libvirt labels the ISO so QEMU can read it. It stays
+    # read-only, so any number of VMs can share it.
+    return volume.path, False, f"{pool}/{name}"
+
+
 def cdrom_insert(*, actor: Actor, vm: VirtualMachine, target: str, pool: str = "", name: str = "",
                  iso_id: int | None = None) -> None:
     """Insert (or change) the medium in a CD-ROM drive, live when the VM runs: an ISO of the ISO library
@@ -466,22 +614,7 @@ def cdrom_insert(*, actor: Actor, vm: VirtualMachine, target: str, pool: str = "
     drive = _disk(dom, target)
     if drive.device != "cdrom":
         raise ValidationError(f"{target} is not a CD-ROM drive.")
-    if iso_id is not None:
-        iso = iso_get(actor=actor, pk=iso_id)
-        if iso.host_id != vm.host_id or not iso.complete:
-            raise NotFoundError("No such install medium on this VM's host.")
-        source, shared, label = iso.path, True, iso.name
-    else:
-        if not name.lower().endswith(".iso"):
-            raise ValidationError("Only ISO images (*.iso) go into a CD-ROM drive.", fields={"volume": ["not an ISO"]})
-        handle = pool_get(actor=actor, host=vm.host, name=pool)
-        try:
-            volume = handle.volume(name)
-        except (hv.VolumeNotFound, hv.InvalidRequest):
-            raise NotFoundError(f"No ISO {name!r} in pool {pool}.") from None
-        # A pool's files are private to root (mode 0600): libvirt labels the ISO so QEMU can read it. It stays
-        # read-only, so any number of VMs can share it.
-        source, shared, label = volume.path, False, f"{pool}/{name}"
+    source, shared, label = _medium(actor, vm, pool=pool, name=name, iso_id=iso_id)
     with _audit_vm(actor, "vm.cdrom_insert", vm) as notes:
         dom.update_device(hv.disk_xml(hv.DiskSpec(
             target=target, device="cdrom", bus=drive.bus, source=source, format="raw", shared_media=shared,
@@ -500,6 +633,78 @@ def cdrom_eject(*, actor: Actor, vm: VirtualMachine, target: str) -> None:
         dom.update_device(hv.disk_xml(hv.DiskSpec(target=target, device="cdrom", bus=drive.bus, source=None,
                                                   format="raw")))
         notes.append(f"{target}: ejected {drive.source}")
+
+
+MAX_CDROM_DRIVES = 4  # per VM: enough for an installer, a driver disc and more; not a pile of empty drives
+
+
+@dataclass(frozen=True)
+class DriveChange:
+    """A CD-ROM drive added to or removed from a VM's definition. ``pending``: the VM runs, so the change applies
+    from its next boot (libvirt cannot hot-plug or hot-unplug a CD-ROM drive)."""
+
+    target: str
+    bus: str
+    added: bool
+    pending: bool
+
+    @property
+    def message(self) -> str:
+        what = (f"CD-ROM drive {self.target} ({self.bus}) added" if self.added
+                else f"CD-ROM drive {self.target} removed")
+        if self.pending:
+            return f"{what}; it takes effect at the next boot (a CD-ROM drive cannot be hot-plugged)."
+        return f"{what}."
+
+
+def cdrom_add(*, actor: Actor, vm: VirtualMachine, bus: str = "", pool: str = "", name: str = "",
+              iso_id: int | None = None) -> DriveChange:
+    """Add a CD-ROM drive (``virt-xml --add-device --disk device=cdrom``), empty or with a medium (as
+    :func:`cdrom_insert` takes it), to the VM's persistent definition. The bus defaults to the machine's (SATA on
+    q35, IDE on i440fx); the drive gets the first free device name of that bus. A running VM gets it at its next
+    boot."""
+    dom = _vm_check(actor, vm)
+    config = dom.spec(inactive=True)
+    bus = _check_bus(bus or hv.storage.default_cdrom_bus(config.machine, config.arch), cdrom=True)
+    if bus == "ide" and hv.storage.machine_lacks_ide(config.machine):
+        raise ValidationError(f"A q35 machine ({config.machine}) has no IDE controller: use sata.",
+                              fields={"bus": ["no IDE on q35"]})
+    medium = _medium(actor, vm, pool=pool, name=name, iso_id=iso_id) if name or iso_id is not None else None
+    running = dom.state().is_active
+    disks = list(config.disks) + (list(dom.spec().disks) if running else [])
+    if sum(d.device == "cdrom" for d in config.disks) >= MAX_CDROM_DRIVES:
+        raise ConflictError(f"{vm.name} already has {MAX_CDROM_DRIVES} CD-ROM drives, the most a VM may have: "
+                            "change the medium in one of them instead.", code="too_many_drives")
+    target = hv.storage.free_target(bus, [d.target for d in disks])
+    if bus == "ide" and target not in hv.storage.IDE_TARGETS:
+        raise ConflictError(f"All {len(hv.storage.IDE_TARGETS)} IDE slots (hda–hdd) of {vm.name} are taken: "
+                            "use sata, or remove a drive first.", code="no_free_slot")
+    source, shared, label = medium or (None, False, "empty")
+    with _audit_vm(actor, "vm.cdrom_add", vm) as notes:
+        hv.storage.add_disk_config(dom, hv.DiskSpec(target=target, device="cdrom", bus=bus, source=source,
+                                                    format="raw", shared_media=shared))
+        notes.append(f"{target} ({bus}): {label}" + (", from the next boot" if running else ""))
+    return DriveChange(target=target, bus=bus, added=True, pending=running)
+
+
+def cdrom_remove(*, actor: Actor, vm: VirtualMachine, target: str) -> DriveChange:
+    """Remove a CD-ROM drive (empty or loaded; the medium's file stays) from the VM's persistent definition. A
+    running VM keeps the drive until it stops."""
+    dom = _vm_check(actor, vm)
+    drive = next((d for d in dom.spec(inactive=True).disks if d.target == target), None)
+    running = dom.state().is_active
+    if drive is None:
+        if running and any(d.target == target for d in dom.spec().disks):
+            raise ConflictError(f"{target} is already removed from the definition; it goes when the VM next stops.",
+                                code="pending")
+        raise NotFoundError(f"This VM has no drive {target!r}.")
+    if drive.device != "cdrom":
+        raise ValidationError(f"{target} is a disk, not a CD-ROM drive: detach it instead (its volume stays).",
+                              fields={"target": ["not a CD-ROM drive"]})
+    with _audit_vm(actor, "vm.cdrom_remove", vm) as notes:
+        hv.storage.remove_disk_config(dom, target)
+        notes.append(f"{target} ({drive.source or 'empty'})" + (", from the next boot" if running else ""))
+    return DriveChange(target=target, bus=drive.bus, added=False, pending=running)
 
 
 def boot_order_set(*, actor: Actor, vm: VirtualMachine, order: list[str]) -> None:

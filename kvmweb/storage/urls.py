@@ -28,6 +28,8 @@ urlpatterns = [
     path(VM + "disks/resize/", views.vm_disk_resize_view, name="vm-disk-resize"),
     path(VM + "disks/bus/", views.vm_disk_bus_view, name="vm-disk-bus"),
     path(VM + "cdrom/", views.vm_cdrom_view, name="vm-cdrom"),
+    path(VM + "disks/cdrom/add/", views.vm_cdrom_add_view, name="vm-cdrom-add"),
+    path(VM + "disks/cdrom/remove/", views.vm_cdrom_remove_view, name="vm-cdrom-remove"),
     path(VM + "boot-order/", views.vm_boot_order_view, name="vm-boot-order"),
     path(VM + "clone/", views.vm_clone_view, name="vm-clone"),
 ]

@@ -24,6 +24,7 @@ from .api import _file_size, stream_response
 from .models import PoolAccess
 from .forms import (
     BootOrderForm,
+    CdromAddForm,
     CdromForm,
     CloneForm,
     DiskAttachForm,
@@ -240,17 +241,27 @@ def _attach(actor: Any, vm: Any, form: DiskAttachForm) -> str:
     return services.disk_attach_existing(actor=actor, vm=vm, pool=pool, name=volume, bus=data["bus"])
 
 
+def _medium_choice(iso: str) -> dict[str, Any]:
+    """The medium a CD-ROM form chose: ``lib:<id>`` (the ISO library) or ``pool/volume``."""
+    if iso.startswith("lib:") and iso[4:].isdigit():
+        return {"iso_id": int(iso[4:])}
+    pool, _, name = iso.partition("/")
+    return {"pool": pool, "name": name}
+
+
 def _cdrom(actor: Any, vm: Any, form: CdromForm) -> str:
     target, iso = form.cleaned_data["target"], form.cleaned_data["iso"]
     if not iso:
         services.cdrom_eject(actor=actor, vm=vm, target=target)
         return f"{target} ejected."
-    if iso.startswith("lib:") and iso[4:].isdigit():
-        services.cdrom_insert(actor=actor, vm=vm, target=target, iso_id=int(iso[4:]))
-        return f"The medium is in {target}."
-    pool, _, name = iso.partition("/")
-    services.cdrom_insert(actor=actor, vm=vm, target=target, pool=pool, name=name)
-    return f"{name} is in {target}."
+    medium = _medium_choice(iso)
+    services.cdrom_insert(actor=actor, vm=vm, target=target, **medium)
+    return f"{medium.get('name') or 'The medium'} is in {target}."
+
+
+def _cdrom_add(actor: Any, vm: Any, form: CdromAddForm) -> services.DriveChange:
+    iso = form.cleaned_data["iso"]
+    return services.cdrom_add(actor=actor, vm=vm, bus=form.cleaned_data["bus"], **(_medium_choice(iso) if iso else {}))
 
 
 vm_disk_attach_view = _vm_op(DiskAttachForm, _attach, lambda target: f"Attached as {target}.")
@@ -265,6 +276,10 @@ vm_disk_bus_view = _vm_op(
                                                         bus=f.cleaned_data["bus"]),
     lambda new: f"The disk is now {new}.")
 vm_cdrom_view = _vm_op(CdromForm, _cdrom, lambda text: text)
+vm_cdrom_add_view = _vm_op(CdromAddForm, _cdrom_add, lambda change: change.message)
+vm_cdrom_remove_view = _vm_op(
+    DiskTargetForm, lambda a, vm, f: services.cdrom_remove(actor=a, vm=vm, target=f.cleaned_data["target"]),
+    lambda change: change.message)
 vm_boot_order_view = _vm_op(
     BootOrderForm, lambda a, vm, f: services.boot_order_set(actor=a, vm=vm, order=f.order()),
     "Boot order saved; it applies from the next boot.")

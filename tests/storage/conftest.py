@@ -54,3 +54,20 @@ def vol_url(pool: dict[str, Any], name: str = "", action: str = "") -> str:
     if action:
         base += f"{action}/"
     return base
+
+
+def upload_in_pieces(client: APIClient, url: str, data: bytes, piece: int = 1024 * 1024) -> Any:
+    """Upload ``data`` the way the browser does: POST its size, then PUT each piece in order at ``?offset=``.
+    Returns the last reply (the completed upload, or the first refusal)."""
+    reply = client.post(url, {"size": len(data)}, format="json")
+    if reply.status_code != 201:
+        return reply
+    state = reply.json()
+    while not state["complete"]:
+        offset = state["offset"]
+        reply = client.put(f"{url}?offset={offset}", data[offset:offset + piece],
+                           content_type="application/octet-stream")
+        if reply.status_code != 200:
+            return reply
+        state = reply.json()
+    return reply

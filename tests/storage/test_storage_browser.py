@@ -65,22 +65,47 @@ def test_resize_and_clone_in_browser(portal, celery_worker_proc, page, open_pool
         virsh("vol-delete", clone_path, check=False)
 
 
+def _upload_in_page(page, portal, pool: dict, image: str, name: str) -> None:  # type: ignore[no-untyped-def,type-arg]
+    login(page, portal, "alice", "alice-pass-123")
+    page.goto(f"{portal.url}/storage/")
+    page.click(f"tr[data-pool='{pool['name']}'] a")
+    page.set_input_files("#volume-upload input[name=file]", image)
+    page.fill("#volume-upload input[name=name]", name)
+    page.click("#volume-upload button[type=submit]")
+
+
 def test_upload_image_in_browser(portal, page, open_pool, owner, tmp_path) -> None:  # type: ignore[no-untyped-def]
     image = tmp_path / "disk.qcow2"
     subprocess.run(["qemu-img", "create", "-f", "qcow2", str(image), "32M"], check=True, capture_output=True)
+    # 9 MiB of data: the page sends the file in three 4 MiB pieces
+    subprocess.run(["qemu-io", "-f", "qcow2", "-c", "write -P 0x7e 2M 9M", str(image)], check=True,
+                   capture_output=True)
+    assert image.stat().st_size > 8 * M
     name = f"{unique_name('brup')}.qcow2"
     try:
-        login(page, portal, "alice", "alice-pass-123")
-        page.goto(f"{portal.url}/storage/")
-        page.click(f"tr[data-pool='{open_pool['name']}'] a")
-        page.set_input_files("#volume-upload input[name=file]", str(image))
-        page.fill("#volume-upload input[name=name]", name)
-        page.click("#volume-upload button[type=submit]")
+        _upload_in_page(page, portal, open_pool, str(image), name)
         page.wait_for_selector("#upload-status:has-text('Uploaded')")
         assert page.locator("#upload-progress").get_attribute("value") == "100"
         page.wait_for_selector(f"tr[data-volume='{name}']")
         screenshot(page, "storage-pool-uploaded")
         assert page.locator(f"tr[data-volume='{name}'] td").nth(1).inner_text() == "qcow2"
-        assert qemu_img_info(os.path.join(open_pool["path"], name))["virtual-size"] == 32 * M
+        path = os.path.join(open_pool["path"], name)
+        assert qemu_img_info(path)["virtual-size"] == 32 * M
+        assert subprocess.run(["qemu-img", "compare", str(image), path], capture_output=True).returncode == 0
+    finally:
+        virsh("vol-delete", name, "--pool", open_pool["name"], check=False)
+
+
+def test_upload_refused_in_browser_leaves_nothing(portal, page, open_pool, owner, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    image = tmp_path / "sneaky.qcow2"
+    subprocess.run(["qemu-img", "create", "-f", "qcow2", "-b", "/etc/hostname", "-F", "raw", str(image)],
+                   check=True, capture_output=True)
+    name = f"{unique_name('brup')}.qcow2"
+    try:
+        _upload_in_page(page, portal, open_pool, str(image), name)
+        page.wait_for_selector("#upload-status:has-text('The upload failed')")
+        assert "backing file" in page.locator("#upload-status").inner_text()
+        screenshot(page, "storage-pool-upload-refused")
+        assert not os.path.exists(os.path.join(open_pool["path"], name))
     finally:
         virsh("vol-delete", name, "--pool", open_pool["name"], check=False)
