@@ -495,7 +495,7 @@ def set_boot_order(dom: Domain, order: Iterable[str]) -> None:
     """Set the boot devices (``cdrom``, ``hd``, ``network``) in the persistent definition, in this order.
 
     Per-device ``<boot order>`` elements are removed so the ``<os><boot dev>`` list decides. Edits libvirt's own
-    XML (everything else is kept as it is); takes effect at the next boot.
+    XML (everything else — secrets such as a VNC password too — is kept as it is); takes effect at the next boot.
     """
     devs = list(order)
     for dev in devs:
@@ -503,7 +503,7 @@ def set_boot_order(dom: Domain, order: Iterable[str]) -> None:
             raise InvalidRequest(f"Unknown boot device {dev!r}: use cdrom, hd or network.")
     if not devs or len(set(devs)) != len(devs):
         raise InvalidRequest("List each boot device at most once, and at least one.")
-    root = ET.fromstring(dom.xml(inactive=True))
+    root = _definition(dom)
     os_el = root.find("os")
     if os_el is None:
         raise InvalidRequest("This domain has no <os> section to set a boot order in.")
@@ -513,8 +513,7 @@ def set_boot_order(dom: Domain, order: Iterable[str]) -> None:
     position = next((i + 1 for i, el in enumerate(os_el) if el.tag in ("type", "loader", "nvram")), 1)
     for offset, dev in enumerate(devs):
         os_el.insert(position + offset, ET.Element("boot", dev=dev))
-    xml = ET.tostring(root, encoding="unicode")
-    dom.conn.call(lambda c: c.defineXML(xml))
+    define_xml(dom.conn, ET.tostring(root, encoding="unicode"))
 
 
 def boot_order(xml: str) -> list[str]:
@@ -557,7 +556,7 @@ def free_target(bus: str, taken: Iterable[str]) -> str:
 def set_disk_bus(dom: Domain, target: str, bus: str) -> str:
     """Move the disk ``target`` of a SHUT-OFF domain to ``bus`` (it gets a device name of that bus, and libvirt
     assigns a new address and adds any controller it needs). Returns the new device name."""
-    root = ET.fromstring(dom.xml(inactive=True))
+    root = _definition(dom)
     disks = root.findall("devices/disk")
     found = next((d for d in disks if _attr(d, "target", "dev") == target), None)
     if found is None:
@@ -572,8 +571,7 @@ def set_disk_bus(dom: Domain, target: str, bus: str) -> str:
     tgt.set("bus", bus)
     for address in found.findall("address"):
         found.remove(address)
-    xml = ET.tostring(root, encoding="unicode")
-    dom.conn.call(lambda c: c.defineXML(xml))
+    define_xml(dom.conn, ET.tostring(root, encoding="unicode"))
     return new
 
 

@@ -20,6 +20,7 @@ from tests.conftest import PREFIX, spec_testdrv, unique_name
 
 pytestmark = pytest.mark.django_db
 PC, Q35 = "pc-i440fx-7.2", "pc-q35-7.2"
+SECURE, INACTIVE = 1, 2  # virDomainXMLFlags: VIR_DOMAIN_XML_SECURE, VIR_DOMAIN_XML_INACTIVE
 
 
 def make_vm(owner: Any, host: Any, *, machine: str | None = PC, disks: tuple[hv.DiskSpec, ...] = ()) -> Any:
@@ -216,3 +217,18 @@ def test_page_forms_and_boot_order(client, owner, test_host) -> None:  # type: i
     reply = client.post(f"/storage/vms/{vm.uuid}/disks/cdrom/remove/", {"target": "hda"}, follow=True)
     assert "CD-ROM drive hda removed." in reply.content.decode()
     assert not config_disks(vm)
+
+
+def test_definition_edits_keep_secrets(owner, test_host) -> None:  # type: ignore[no-untyped-def]
+    """Boot order, bus moves and drive changes redefine the VM from its full definition: a VNC password set outside
+    the portal (virsh edit) survives them."""
+    vm = make_vm(owner, test_host, disks=(hv.DiskSpec(target="vda", bus="virtio", format="raw", source="/x.img"),))
+    dom = vm_domain(vm)
+    root = ET.fromstring(dom.raw.XMLDesc(SECURE))
+    ET.SubElement(root.find("devices"), "graphics", type="vnc", port="-1", passwd="s3cret")  # type: ignore[arg-type]
+    hv.storage.define_xml(dom.conn, ET.tostring(root, encoding="unicode"))
+    services.boot_order_set(actor=owner, vm=vm, order=["hd", "cdrom"])
+    services.disk_set_bus(actor=owner, vm=vm, target="vda", bus="sata")
+    services.cdrom_add(actor=owner, vm=vm)
+    secure = ET.fromstring(dom.raw.XMLDesc(SECURE | INACTIVE))
+    assert secure.find("devices/graphics").get("passwd") == "s3cret"  # type: ignore[union-attr]
