@@ -1,24 +1,16 @@
 // Upload a disk image as a new volume, in pieces: POST {size} makes the volume and the upload's job, then each
-// 4 MiB piece is PUT in order at ?offset=<bytes sent so far> (one piece in flight; the browser never reads the
-// whole file, the web process never holds more than one piece). The bar follows the bytes acknowledged.
-// If a piece fails, the unfinished upload is deleted (DELETE), so no half-written volume stays behind.
+// 4 MiB piece is PUT in order at ?offset=<bytes sent so far> (static/js/pieces.js: one piece in flight, retried
+// from where the server stands). The bar follows the bytes acknowledged. If the upload fails, the unfinished
+// upload is deleted (DELETE), so no half-written volume stays behind.
 (function () {
   "use strict";
   const PIECE = 4 * 1024 * 1024;
   const form = document.getElementById("volume-upload");
   if (!form) return;
+  const { call, sendInPieces, showOn } = window.kvmwebPieces;
   const bar = document.getElementById("upload-progress");
   const status = document.getElementById("upload-status");
   const csrf = (document.cookie.match(/(?:^|; )csrftoken=([^;]+)/) || [])[1] || "";
-
-  async function call(url, options) {
-    const response = await fetch(url, Object.assign({ credentials: "same-origin" }, options));
-    const body = response.status === 204 ? {} : await response.json().catch(() => ({}));
-    if (!response.ok) {
-      throw new Error(body.detail || `${response.status} ${response.statusText}`);
-    }
-    return body;
-  }
 
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -34,17 +26,17 @@
     status.textContent = "Starting the upload…";
     let started = false;
     try {
-      let state = await call(url, { method: "POST", body: JSON.stringify({ size: file.size }),
+      const begun = await call(url, { method: "POST", body: JSON.stringify({ size: file.size }),
         headers: Object.assign({ "Content-Type": "application/json" }, headers) });
       started = true;
-      const piece = Math.min(PIECE, state.max_piece || PIECE);
-      while (!state.complete) {
-        const offset = state.offset;
-        state = await call(`${url}?offset=${offset}`, { method: "PUT", body: file.slice(offset, offset + piece),
-          headers: Object.assign({ "Content-Type": "application/octet-stream" }, headers) });
-        bar.value = Math.floor((100 * state.offset) / state.size);
-        status.textContent = `Uploading… ${bar.value}% (${state.offset} of ${state.size} bytes)`;
-      }
+      const state = await sendInPieces(file, {
+        piece: Math.min(PIECE, begun.max_piece || PIECE),
+        send: (offset, blob) => call(`${url}?offset=${offset}`, { method: "PUT", body: blob,
+          headers: Object.assign({ "Content-Type": "application/octet-stream" }, headers) }),
+        next: (answer) => answer.offset,
+        where: async () => (await call(url)).offset,
+        progress: showOn(bar, status, file.size),
+      });
       bar.value = 100;
       status.textContent = `Uploaded ${state.volume.name} (${state.volume.format}).`;
       window.setTimeout(() => window.location.reload(), 800);
