@@ -191,6 +191,11 @@ KVMWEB_LIBVIRT_URIS = env_list("KVMWEB_LIBVIRT_URIS", "qemu:///system")
 # Force the domain type of every host ("kvm" or "qemu"); empty = detect from each host's capabilities.
 KVMWEB_DOMAIN_TYPE = os.environ.get("KVMWEB_DOMAIN_TYPE", "")
 KVMWEB_PAGE_SIZE = int(os.environ.get("KVMWEB_PAGE_SIZE", "50"))
+# Default per-user quotas (users without a Quota row; staff are never limited): empty = no limit.
+KVMWEB_QUOTA_VMS = os.environ.get("KVMWEB_QUOTA_VMS", "")
+KVMWEB_QUOTA_VCPUS = os.environ.get("KVMWEB_QUOTA_VCPUS", "")
+KVMWEB_QUOTA_MEMORY_MIB = os.environ.get("KVMWEB_QUOTA_MEMORY_MIB", "")
+KVMWEB_QUOTA_DISK_GIB = os.environ.get("KVMWEB_QUOTA_DISK_GIB", "")
 # ISO library (kvmweb.media): the directory pool the portal creates on each host for uploaded install media.
 KVMWEB_ISO_POOL = os.environ.get("KVMWEB_ISO_POOL", "kvmweb-isos")
 KVMWEB_ISO_DIR = os.environ.get("KVMWEB_ISO_DIR", "/var/lib/kvmweb/isos")

@@ -5,7 +5,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 # Each app owns its pages (<app>/urls.py) and its API endpoints (<app>/api_urls.py, all under /api/v1/).
-APPS = ["machines", "hosts", "jobs", "storage", "networks", "console", "media"]
+APPS = ["machines", "hosts", "jobs", "storage", "networks", "console", "media", "accounts"]
 
 api_v1 = [path("", include(f"kvmweb.{app}.api_urls")) for app in APPS]
 

@@ -5,6 +5,8 @@ import secrets
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 
+from kvmweb.core.errors import ConflictError
+
 
 def admin_ensure(*, username: str, password: str | None) -> tuple[AbstractBaseUser, bool, str | None]:
     """Create the first admin if it does not exist. Returns (user, created, generated password or None).
@@ -23,3 +25,44 @@ def admin_ensure(*, username: str, password: str | None) -> tuple[AbstractBaseUs
         user.set_password(password)
         user.save(update_fields=["password"])
     return user, created, generated
+
+
+# ------------------------------------------------------------------------------------------------ quotas
+def _gib(n: float) -> str:
+    return f"{n:.1f}".rstrip("0").rstrip(".") if n != int(n) else str(int(n))
+
+
+def check_quota(actor: object, *, vms: int = 0, vcpus: int = 0, memory_mib: int = 0, disk_bytes: int = 0,
+                fields: dict[str, str] | None = None) -> None:
+    """Refuse (ConflictError, code ``quota``, 409) what would take ``actor`` beyond one of their limits; nothing
+    for staff or unlimited users. Call it BEFORE making anything. ``fields`` maps a resource (``vms``,
+    ``vcpus``, ``memory``, ``disk``) to the form field the refusal belongs to."""
+    from .selectors import GiB, quota_limits, quota_usage
+
+    limits = quota_limits(actor)
+    if limits.unlimited or not (vms or vcpus or memory_mib or disk_bytes):
+        return
+    usage = quota_usage(actor)
+    problems: list[tuple[str, str]] = []
+    if limits.vms is not None and vms and usage.vms + vms > limits.vms:
+        problems.append(("vms", f"Your quota allows {limits.vms} VMs; you have {usage.vms} and this would make "
+                                f"{usage.vms + vms}."))
+    if limits.vcpus is not None and vcpus and usage.vcpus + vcpus > limits.vcpus:
+        problems.append(("vcpus", f"Your quota allows {limits.vcpus} vCPUs; your VMs use {usage.vcpus} and this "
+                                  f"one needs {vcpus}."))
+    if limits.memory_mib is not None and memory_mib and usage.memory_mib + memory_mib > limits.memory_mib:
+        problems.append(("memory", f"Your quota allows {limits.memory_mib} MiB of memory; your VMs use "
+                                   f"{usage.memory_mib} MiB and this one needs {memory_mib} MiB."))
+    if limits.disk_gib is not None and disk_bytes and usage.disk_bytes + disk_bytes > limits.disk_gib * GiB:
+        problems.append(("disk", f"Your quota allows {limits.disk_gib} GiB of disk; your volumes use "
+                                 f"{_gib(usage.disk_bytes / GiB)} GiB and this needs {_gib(disk_bytes / GiB)} GiB."))
+    if not problems:
+        return
+    if usage.unavailable:
+        problems[-1] = (problems[-1][0], problems[-1][1] + f" (VMs on {', '.join(usage.unavailable)}, which did not "
+                                                           "answer, count 0 vCPUs and memory.)")
+    names = fields or {}
+    field_errors: dict[str, list[str]] = {}
+    for resource, message in problems:
+        field_errors.setdefault(names.get(resource, resource), []).append(message)
+    raise ConflictError(" ".join(m for _r, m in problems), code="quota", fields=field_errors)

@@ -16,6 +16,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import transaction
 
 from kvmweb import hypervisor as hv
+from kvmweb.accounts.services import check_quota
 from kvmweb.core.errors import ConflictError, NotFoundError, PermissionDeniedError, ServiceError, ValidationError
 from kvmweb.hosts.models import Host
 from kvmweb.hosts.selectors import host_queryset
@@ -24,6 +25,7 @@ from kvmweb.jobs.models import Job
 from kvmweb.jobs.runner import JobContext, undo_record, undo_step
 from kvmweb.jobs.services import job_create
 from kvmweb.networks.selectors import attachable_networks
+from kvmweb.storage.models import VolumeOwner
 from kvmweb.storage.selectors import pool_get
 from kvmweb.storage.sizes import human, parse_size
 
@@ -220,6 +222,8 @@ def vm_create_validate(
             disk = _disk_in_pool(actor, host_obj, pool_name, f"{vm_name}.{fmt}", size, fmt, errors)
     errors.raise_if_any()
     assert cpu_count is not None
+    check_quota(actor, vms=1, vcpus=cpu_count, memory_mib=memory_mib, disk_bytes=disk.size if disk else 0,
+                fields={"disk": "disk_size"})
     return CreateRequest(host=host_obj, name=vm_name, vcpus=cpu_count, memory_mib=memory_mib, iso_path=iso_path,
                          disk=disk, variant=variant, network=net_name, start=_flag(start),
                          autostart=_flag(autostart))
@@ -307,6 +311,10 @@ def vm_create_run(ctx: JobContext) -> dict[str, Any]:
             raise
         if volume.path != disk["path"]:
             raise ValidationError(f"The pool put the disk at {volume.path}, not {disk['path']}.")
+        owner_id = VirtualMachine.objects.filter(uuid=p["uuid"]).values_list("owner_id", flat=True).first()
+        if owner_id is not None:  # the disk is the VM owner's: it counts in their disk quota
+            VolumeOwner.objects.update_or_create(host=host, pool=disk["pool"], name=disk["name"],
+                                                 defaults={"owner_id": owner_id})
         result["disk"] = volume.path
         ctx.progress(60, "Disk created.")
     ctx.check_cancelled()
@@ -342,4 +350,6 @@ def _undo_volume(params: dict[str, Any]) -> str | None:
         hv.pool_lookup(conn, params["pool"]).volume(params["name"]).delete()
     except hv.NotFound:
         return "it was not there"
+    finally:
+        VolumeOwner.objects.filter(host__uri=params["uri"], pool=params["pool"], name=params["name"]).delete()
     return None

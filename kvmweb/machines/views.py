@@ -12,6 +12,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from kvmweb.accounts.selectors import quota_summary
 from kvmweb.core.errors import ServiceError, error_reply
 from kvmweb.hosts.selectors import host_queryset
 from kvmweb.hypervisor import DomainState, HypervisorError
@@ -39,8 +40,10 @@ def vm_list_view(request: HttpRequest) -> HttpResponse:
         "page": page, "result": result, "filters": filters, "states": list(DomainState),
         "hosts": host_queryset(), "query": query.urlencode(),
     }
-    template = "machines/_table.html" if request.headers.get("HX-Request") else "machines/list.html"
-    return render(request, template, context)
+    if request.headers.get("HX-Request"):
+        return render(request, "machines/_table.html", context)
+    context["quota"] = quota_summary(request.user)
+    return render(request, "machines/list.html", context)
 
 
 @login_required

@@ -12,6 +12,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import transaction
 
 from kvmweb import hypervisor as hv
+from kvmweb.accounts.services import check_quota
 from kvmweb.audit.services import audited
 from kvmweb.core.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
 from kvmweb.hosts.models import Host
@@ -208,6 +209,7 @@ def volume_create(*, actor: Actor, host: Host, pool: str, name: str, size: str, 
     if fmt not in hv.storage.VOLUME_FORMATS:
         raise ValidationError(f"Unknown format {fmt!r}: use qcow2 or raw.", fields={"format": ["qcow2 or raw"]})
     capacity = parse_size(size).amount
+    check_quota(actor, disk_bytes=capacity, fields={"disk": "size"})
     with _audit_volume(actor, "volume.create", host, pool, name) as notes:
         _refuse_taken(handle, name)
         _check_space(handle, capacity, f"A {human(capacity)} volume")
@@ -257,6 +259,7 @@ def _resize(actor: Actor, host: Host, pool: hv.Pool, volume: hv.Volume, row: Vol
         )
     if new == old:
         raise ValidationError(f"The disk is already {human(old)}.", fields={"size": ["no change"]})
+    check_quota(actor, disk_bytes=new - old, fields={"disk": "size"})
     _check_space(pool, new - old, f"Growing by {human(new - old)}")
     running: list[tuple[hv.Domain, str]] = []
     conn = host_connection(host)
@@ -375,6 +378,7 @@ def volume_upload_begin(*, actor: Actor, host: Host, pool: str, name: str, size:
     valid_volume_name(name)
     if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
         raise ValidationError("Give the image's size in bytes (above zero).", fields={"size": ["above zero"]})
+    check_quota(actor, disk_bytes=size, fields={"disk": "size"})
     with _audit_volume(actor, "volume.upload", host, pool, name) as notes:
         _refuse_taken(handle, name)
         _check_space(handle, size, f"An upload of {human(size)}")
@@ -731,6 +735,7 @@ class CloneDisk:
     new_name: str
     format: str  # of the new volume
     allocation: int  # bytes the source holds (what a full copy writes)
+    capacity: int = 0  # the new volume's virtual size (a linked clone's overlay has its backing file's)
 
     def as_params(self) -> dict[str, object]:
         return dict(vars(self))
@@ -768,7 +773,8 @@ def clone_plan(*, host: Host, dom: hv.Domain, name: str, mode: str) -> list[Clon
         new_name = hv.storage.file_name_for(name, ext if mode == "full" and ext else "qcow2", taken[pool.name])
         taken[pool.name].add(new_name)
         plan.append(CloneDisk(target=disk.target, pool=pool.name, source=info.name, source_path=info.path,
-                              new_name=new_name, format=fmt, allocation=info.allocation))
+                              new_name=new_name, format=fmt, allocation=info.allocation,
+                              capacity=info.capacity))
     return plan
 
 
@@ -799,6 +805,9 @@ def vm_clone(*, actor: Actor, vm: VirtualMachine, name: str = "", mode: str = "f
             raise ConflictError(f"{vm.name} is {state.label}: shut it off first, or confirm pausing it during the "
                                 "copy.", code="vm_running")
     plan = clone_plan(host=vm.host, dom=dom, name=name, mode=mode)
+    source = dom.info()  # the clone counts in the quota like the source: its vCPUs, memory and disks' virtual size
+    check_quota(actor, vms=1, vcpus=source.vcpus, memory_mib=source.max_memory_kib // 1024,
+                disk_bytes=sum(d.capacity for d in plan))
     if mode == "full":
         conn = host_connection(vm.host)
         for pool_name in {d.pool for d in plan}:
