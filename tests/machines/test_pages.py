@@ -7,7 +7,7 @@ from django.test import Client
 from kvmweb import hypervisor as hv
 from kvmweb.hosts.models import Host
 from kvmweb.machines import services
-from tests.conftest import spec_testdrv
+from tests.conftest import PREFIX, spec_testdrv
 
 pytestmark = pytest.mark.django_db
 
@@ -50,12 +50,12 @@ def test_list_detail_and_actions(client_owner, vm) -> None:  # type: ignore[no-u
 def test_filters_and_pagination(client_owner, owner, test_host, settings) -> None:  # type: ignore[no-untyped-def]
     settings.KVMWEB_PAGE_SIZE = 2
     for i in range(5):
-        services.vm_define(actor=owner, host=test_host, spec=spec_testdrv(name=f"kvmwebtest-p{i}"))
+        services.vm_define(actor=owner, host=test_host, spec=spec_testdrv(name=f"{PREFIX}p{i}"))
     first = client_owner.get("/vms/").content.decode()
-    assert "Page 1 of 3" in first and "kvmwebtest-p0" in first and "kvmwebtest-p2" not in first
-    assert "kvmwebtest-p4" in client_owner.get("/vms/?page=3").content.decode()
+    assert "Page 1 of 3" in first and f"{PREFIX}p0" in first and f"{PREFIX}p2" not in first
+    assert f"{PREFIX}p4" in client_owner.get("/vms/?page=3").content.decode()
     partial = client_owner.get("/vms/?name=p3", HTTP_HX_REQUEST="true").content.decode()
-    assert "kvmwebtest-p3" in partial and "<html" not in partial
+    assert f"{PREFIX}p3" in partial and "<html" not in partial
     assert "Unknown state" in client_owner.get("/vms/?state=nope").content.decode()
 
 
