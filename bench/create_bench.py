@@ -6,7 +6,7 @@
    Celery worker (queue latency included);
 2. event freshness: libvirt ``destroy`` → the VM page's badge in Chromium says "shut off" (daphne + event listener),
    p50/p95 of N;
-3. streamed ISO upload of a 1 GiB file in 8 MiB pieces through daphne: peak RSS of the web process, throughput
+3. streamed ISO upload of a 1 GiB file in 4 MiB pieces through daphne: peak RSS of the web process, throughput
    beside ``cp`` of the same file.
 
 Everything it makes is named ``kvmwebbench-*`` and removed at the end.
@@ -53,7 +53,7 @@ from kvmweb import hypervisor as hv  # noqa: E402
 URI = "qemu:///system"
 RUNS = int(os.environ.get("KVMWEB_BENCH_RUNS", "10"))
 UPLOAD_BYTES = int(os.environ.get("KVMWEB_BENCH_UPLOAD_MB", "1024")) * 1024 * 1024
-PIECE = 8 * 1024 * 1024
+PIECE = 4 * 1024 * 1024
 POOL = f"kvmwebbench-pool-{os.getpid()}"
 
 

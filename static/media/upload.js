@@ -1,9 +1,9 @@
 // ISO upload from the library page: POST {host, name, size} makes the medium and its job, then the file goes in
-// 8 MiB pieces, each PUT to /api/v1/isos/<id>/content/?offset=N (static/js/pieces.js: in order, one in flight,
+// 4 MiB pieces, each PUT to /api/v1/isos/<id>/content/?offset=N (static/js/pieces.js: in order, one in flight,
 // retried from where the server stands). If the upload fails, the unfinished file is deleted.
 (function () {
   "use strict";
-  const PIECE = 8 * 1024 * 1024;
+  const PIECE = 4 * 1024 * 1024;
   const form = document.getElementById("iso-upload");
   if (!form) return;
   const { call, sendInPieces, showOn } = window.kvmwebPieces;

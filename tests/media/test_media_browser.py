@@ -14,7 +14,7 @@ from tests.live import login, screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.real]
 
-SIZE = 20 * 1024 * 1024 + 12345  # three pieces of 8 MiB, the last one short
+SIZE = 20 * 1024 * 1024 + 12345  # six pieces of 4 MiB, the last one short
 
 
 def test_upload_with_progress_then_delete(portal, page, staff, qemu_host, iso_pool_dir, tmp_path) -> None:  # type: ignore[no-untyped-def]
