@@ -72,6 +72,7 @@ WEB_WORKER = "web"  # jobs driven by web requests (an upload in pieces), not by 
 def job_open(
     *, actor: Actor | None, kind: str, title: str, target_type: str = "", target: str = "", host: Host | None = None,
     params: dict[str, Any] | None = None, cleanup: list[dict[str, Any]] | None = None,
+    result: dict[str, Any] | None = None,
 ) -> Job:
     """A job that web requests drive (no Celery task): it starts running at once; the caller reports progress and
     finishes it. If it goes quiet for ``KVMWEB_STALE_UPLOAD_SECONDS`` the sweep fails it and runs its undo steps."""
@@ -79,8 +80,8 @@ def job_open(
     now = timezone.now()
     job = Job.objects.create(
         kind=kind, title=title[:200], target_type=target_type, target=target[:200], host=host, actor=user,
-        params=params or {}, cleanup=cleanup or [], state=Job.State.RUNNING, started=now, heartbeat=now,
-        worker=WEB_WORKER,
+        params=params or {}, cleanup=cleanup or [], result=result or {}, state=Job.State.RUNNING, started=now,
+        heartbeat=now, worker=WEB_WORKER,
     )
     _append(job.pk, f"Started by {user.get_username() if user else 'the system'}.")
     _publish(job)

@@ -392,9 +392,8 @@ def volume_upload_begin(*, actor: Actor, host: Host, pool: str, name: str, size:
                     params={"host_id": host.pk, "pool": pool, "name": name, "size": size},
                     cleanup=[undo_record("storage.delete_volume", f"deleted the unfinished upload {pool}/{name}",
                                          host_id=host.pk, pool=pool, name=name)],
+                    result={"received": 0},  # the next piece's offset (pieces compare-and-set it)
                 )
-                Job.objects.filter(pk=job.pk).update(result={"received": 0})
-                job.refresh_from_db()
         except BaseException:
             volume.delete()
             raise
