@@ -372,6 +372,14 @@ class Pool:
             raise VolumeNotFound(f"No volume {name!r} in pool {self.name}.") from None
         return Volume(self.conn, vol, name=name)
 
+    def has_volume(self, name: str) -> bool:
+        """Whether the pool holds a volume ``name`` (a refused name raises InvalidRequest, as :meth:`volume`)."""
+        try:
+            self.volume(name)
+        except VolumeNotFound:
+            return False
+        return True
+
     def volume_path(self, name: str) -> str:
         """Where a volume of this name would live: refuses names that leave the pool's folder."""
         validate_volume_name(name)

@@ -244,13 +244,12 @@ def _disk_in_pool(actor: Actor, host: Host, pool_name: str, vol_name: str, size:
         errors.add("disk_size", f"the pool {pool_name} has {human(info.available)} free; the disk needs {human(size)}")
         return None
     try:
-        pool.volume(vol_name)
-        errors.add("name", f"the pool {pool_name} already has a volume {vol_name}")
-        return None
-    except hv.VolumeNotFound:
-        pass
+        taken = pool.has_volume(vol_name)
     except hv.InvalidRequest as exc:
         errors.add("name", f"the disk would be named {vol_name}, which is refused: {exc.detail}")
+        return None
+    if taken:
+        errors.add("name", f"the pool {pool_name} already has a volume {vol_name}")
         return None
     return NewDisk(pool=pool_name, name=vol_name, path=pool.volume_path(vol_name), size=size, format=fmt)
 
@@ -294,12 +293,9 @@ def vm_create_run(ctx: JobContext) -> dict[str, Any]:
     disk = p.get("disk")
     if disk:
         pool = hv.pool_lookup(conn, disk["pool"])
-        try:
-            pool.volume(disk["name"])
+        if pool.has_volume(disk["name"]):
             raise ConflictError(f"The pool {disk['pool']} already has a volume {disk['name']} (made after the "
                                 "request was checked); it is not ours to touch.")
-        except hv.VolumeNotFound:
-            pass
         undo = {"uri": host.uri, "pool": disk["pool"], "name": disk["name"]}
         ctx.undo("machines.delete_volume", f"deleted the new volume {disk['path']}", **undo)
         ctx.progress(10, f"Creating the disk {disk['path']} ({human(disk['size'])}, {disk['format']}).")

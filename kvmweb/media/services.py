@@ -259,11 +259,7 @@ def _plan_import(actor: Actor, host: Host, path: str, name: str, mode: str) -> I
     if IsoImage.objects.filter(host=host).filter(Q(path=target) | Q(name=name)).exists():
         raise _taken(host, name, target)
     if mode == "copy":
-        try:
-            pool.volume(name)
-        except hv.VolumeNotFound:
-            pass
-        else:
+        if pool.has_volume(name):
             raise ConflictError(f"The ISO pool on {host} already has a file named {name}.", code="name_taken")
         check_room(host, pool, name, source.size, field="path")
     return ImportPlan(host=host, source=source, mode=mode, name=name, path=target, pool=pool_name)
@@ -338,11 +334,7 @@ def _copy_into_pool(ctx: JobContext, host: Host, source: HostFile, pool_name: st
     progress 5..95 %, cancel between pieces, and the partial copy deleted if anything stops it."""
     pool = hv.pool_lookup(host_connection(host), pool_name)
     check_room(host, pool, name, source.size, field="path")
-    try:
-        pool.volume(name)
-    except hv.VolumeNotFound:
-        pass
-    else:
+    if pool.has_volume(name):
         raise ConflictError(f"The ISO pool on {host} got a file named {name} after the request was checked; "
                             "it is not ours to touch.")
     undo = {"host_id": host.pk, "pool": pool.name, "name": name}

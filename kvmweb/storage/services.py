@@ -182,11 +182,8 @@ def _check_space(pool: hv.Pool, needed: int, what: str) -> None:
 
 
 def _refuse_taken(pool: hv.Pool, name: str) -> None:
-    try:
-        pool.volume(name)
-    except hv.VolumeNotFound:
-        return
-    raise ConflictError(f"A volume named {name} already exists in pool {pool.name}.", code="name_taken")
+    if pool.has_volume(name):
+        raise ConflictError(f"A volume named {name} already exists in pool {pool.name}.", code="name_taken")
 
 
 def _user_pool(actor: Actor, host: Host, name: str) -> hv.Pool:

@@ -153,11 +153,7 @@ def clone_vm(ctx: JobContext) -> dict[str, Any] | None:
     for disk in disks:
         ctx.check_cancelled()
         pool = hv.pool_lookup(conn, disk["pool"])
-        try:
-            pool.volume(disk["new_name"])
-        except hv.VolumeNotFound:
-            pass
-        else:
+        if pool.has_volume(disk["new_name"]):
             raise ConflictError(f"A volume named {disk['new_name']} appeared in pool {pool.name} meanwhile.")
         src = pool.volume(disk["source"])
         ctx.undo("storage.delete_volume", f"delete the new volume {pool.name}/{disk['new_name']}",
