@@ -58,8 +58,9 @@ class Usage:
     unavailable: list[str] = field(default_factory=list)  # hosts that did not answer: their VMs count 0 vCPUs/memory
 
     @property
-    def disk_gib(self) -> float:
-        return self.disk_bytes / GiB
+    def disk_gib_used(self) -> int:
+        """Whole GiB, rounded up."""
+        return -(-self.disk_bytes // GiB)
 
 
 def _setting(name: str) -> int | None:
@@ -141,9 +142,8 @@ class QuotaSummary:
     def resources(self) -> list[tuple[str, int | None, int]]:
         """(key, limit or None, used) for each resource; disk in whole GiB, rounded up."""
         u, lim = self.usage, self.limits
-        disk_used = -(-u.disk_bytes // GiB)
         return [("vms", lim.vms, u.vms), ("vcpus", lim.vcpus, u.vcpus), ("memory_mib", lim.memory_mib, u.memory_mib),
-                ("disk_gib", lim.disk_gib, disk_used)]
+                ("disk_gib", lim.disk_gib, u.disk_gib_used)]
 
     @property
     def line(self) -> str:
@@ -157,7 +157,7 @@ class QuotaSummary:
         if lim.memory_mib is not None:
             parts.append(f"{u.memory_mib / 1024:.1f} of {lim.memory_mib / 1024:g} GiB memory")
         if lim.disk_gib is not None:
-            parts.append(f"{-(-u.disk_bytes // GiB)} of {lim.disk_gib} GiB disk")
+            parts.append(f"{u.disk_gib_used} of {lim.disk_gib} GiB disk")
         return " · ".join(parts)
 
 
