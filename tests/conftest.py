@@ -129,13 +129,17 @@ def test_pool() -> Iterator[dict[str, str]]:
     virsh("pool-define-as", name, "dir", "--target", path)
     virsh("pool-start", name)
     yield {"name": name, "path": path}
-    for vol in virsh("vol-list", name, check=False).splitlines():
-        parts = vol.split()
-        if parts:
-            virsh("vol-delete", parts[0], "--pool", name, check=False)
+    remove_pool(name)
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def remove_pool(name: str) -> None:
+    """Delete a test pool's volumes, stop it and undefine it (whatever of it exists)."""
+    for line in virsh("vol-list", name, check=False).splitlines():
+        if line.split():
+            virsh("vol-delete", line.split()[0], "--pool", name, check=False)
     virsh("pool-destroy", name, check=False)
     virsh("pool-undefine", name, check=False)
-    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture
@@ -206,11 +210,7 @@ def iso_pool_dir(no_leftovers) -> Iterator[str]:  # type: ignore[no-untyped-def]
     yield settings.KVMWEB_ISO_DIR
     settings.KVMWEB_ISO_POOL, settings.KVMWEB_ISO_DIR = old
     if libvirt_available():
-        for line in virsh("vol-list", pool, check=False).splitlines():
-            if line.split():
-                virsh("vol-delete", line.split()[0], "--pool", pool, check=False)
-        virsh("pool-destroy", pool, check=False)
-        virsh("pool-undefine", pool, check=False)
+        remove_pool(pool)
     shutil.rmtree(base, ignore_errors=True)
 
 
