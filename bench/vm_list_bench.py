@@ -4,7 +4,9 @@ Defines N persistent, never-started domains on qemu:///system (names ``kvmwebben
 """
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -15,6 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 _tmp = tempfile.mkdtemp(prefix="kvmweb-bench-")
+atexit.register(shutil.rmtree, _tmp, True)  # the bench database goes with the run
 os.environ.setdefault("KVMWEB_DATABASE_URL", f"sqlite://{_tmp}/bench.sqlite3")
 os.environ.setdefault("KVMWEB_LOG_LEVEL", "WARNING")
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kvmweb.settings")
