@@ -18,7 +18,7 @@ Measured, interleaved A B C A B C (HOST.md: this machine is noisy), medians:
 * connect p50 - websocket opened (token checked, target connected) until the RFB banner arrives;
 * first frame - connect + RFB handshake + the first full framebuffer update.
 
-Run: ``.venv/bin/python bench/console_bench.py`` (needs nothing running; about 30 s).
+Run: ``.venv/bin/python bench/console_bench.py`` (needs nothing running; about 15–30 s).
 """
 from __future__ import annotations
 

@@ -120,7 +120,7 @@ def bench_create(client: Client, host_id: int, worker: bool) -> tuple[list[float
         t0 = time.perf_counter()
         response = client.post("/api/v1/vms/", {**body, "name": name}, content_type="application/json")
         assert response.status_code == 202, response.content
-        assert hv.lookup_by_name(conn, name).state() == hv.DomainState.RUNNING
+        assert hv.domain_lookup_by_name(conn, name).state() == hv.DomainState.RUNNING
         portal_eager.append(time.perf_counter() - t0)
         remove_vm(name)
         # B: virt-install with the same spec.
@@ -139,7 +139,7 @@ def bench_create(client: Client, host_id: int, worker: bool) -> tuple[list[float
             t0 = time.perf_counter()
             response = client.post("/api/v1/vms/", {**body, "name": name}, content_type="application/json")
             assert response.status_code == 202, response.content
-            dom = hv.lookup_by_name(conn, name)
+            dom = hv.domain_lookup_by_name(conn, name)
             deadline = time.monotonic() + 60
             while dom.state() != hv.DomainState.RUNNING:
                 assert time.monotonic() < deadline, "the worker did not start the VM"
@@ -156,7 +156,7 @@ def bench_events(port: int, owner_pw: str, uuid_str: str, name: str) -> tuple[li
     from tests.live import CHROMIUM, CHROMIUM_ARGS
 
     conn = hv.registry.connection(URI)
-    dom = hv.lookup(conn, uuid_str)
+    dom = hv.domain_lookup(conn, uuid_str)
     delays: list[float] = []
     totals: list[float] = []
     with tempfile.TemporaryDirectory(prefix="kvmwebbench-chromium-") as profile, sync_playwright() as p:
@@ -306,7 +306,7 @@ def main() -> None:
     procs = {
         "worker": start([py, "-m", "celery", "-A", "kvmweb", "worker", "--pool=solo", "-Q",
                          os.environ["KVMWEB_CELERY_QUEUE"], "-n", f"bench-{os.getpid()}@%h"], "worker"),
-        "daphne": start([py, "-m", "kvmweb.web", "-b", "127.0.0.1", "-p", str(port)], "daphne"),
+        "daphne": start([py, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "kvmweb.asgi:application"], "daphne"),
         "listener": start([py, "manage.py", "event_listener", "--rescan", "1"], "listener"),
     }
     results: dict[str, object] = {}
@@ -315,15 +315,17 @@ def main() -> None:
         time.sleep(3)  # the worker and the listener connect
         eager, worker, virt = bench_create(client, host.pk, worker=True)
         results["create"] = (eager, worker, virt)
-        spec = hv.DomainSpec(name="kvmwebbench-events", domain_type="qemu", memory_kib=32 * 1024,
-                             uuid=str(uuid.uuid4()), graphics=(hv.GraphicsSpec(listen="none"),))
+        doc = hv.DomainDocument.new(name="kvmwebbench-events", domain_type="qemu", memory_kib=32 * 1024,
+                                    uuid=str(uuid.uuid4()))
+        doc.add_device(hv.Graphics.vnc(listen="none"))
+        doc.add_device(hv.Video.new())
         from kvmweb.machines.services import vm_define
 
-        vm = vm_define(actor=staff, host=host, spec=spec)
+        vm = vm_define(actor=staff, host=host, doc=doc)
         try:
-            results["events"] = bench_events(port, password, str(vm.uuid), spec.name)
+            results["events"] = bench_events(port, password, str(vm.uuid), vm.name)
         finally:
-            remove_vm(spec.name)
+            remove_vm(vm.name)
         results["upload"] = bench_upload(port, token, client.cookies["sessionid"].value, host.pk,
                                          procs["daphne"].pid)
     finally:

@@ -49,16 +49,16 @@ def _median_ms(fn, repeat: int = REPEAT) -> float:  # type: ignore[no-untyped-de
 
 
 def _define(conn: hv.Connection, count: int) -> None:
-    existing = sum(1 for r in hv.list_domains(conn) if r.name.startswith(PREFIX))
+    existing = sum(1 for r in hv.domain_list(conn, sizes=False) if r.name.startswith(PREFIX))
     for i in range(existing, count):
-        hv.define(conn, hv.DomainSpec(name=f"{PREFIX}{i:05d}", domain_type="qemu", memory_kib=65536,
-                                      uuid=str(uuid.uuid4())))
+        hv.domain_define(conn, hv.DomainDocument.new(name=f"{PREFIX}{i:05d}", domain_type="qemu", memory_kib=65536,
+                                                     uuid=str(uuid.uuid4())))
 
 
 def _cleanup(conn: hv.Connection) -> None:
-    for row in hv.list_domains(conn):
+    for row in hv.domain_list(conn, sizes=False):
         if row.name.startswith(PREFIX):
-            hv.lookup(conn, row.uuid).undefine()
+            hv.domain_lookup(conn, row.uuid).undefine()
 
 
 def _per_vm_baseline(conn: hv.Connection) -> int:
@@ -78,12 +78,13 @@ def main() -> list[dict[str, object]]:
     from django.contrib.auth import get_user_model
 
     from kvmweb.hosts.models import Host
-    from kvmweb.machines.selectors import vm_list, vm_rows_sized
+    from kvmweb.machines.selectors import vm_list
+    from kvmweb.machines.services import vm_records_sync
 
     def portal_list() -> None:
-        """What the list page and the API do: every row's state, vCPUs and memory for the page shown."""
-        rows = vm_list(actor=staff, sizes=False).rows
-        vm_rows_sized(rows[:PAGE])
+        """What the list page and the API do: every row's state, vCPUs and memory for the page shown, and the
+        records made to match what libvirt listed."""
+        vm_records_sync(vm_list(actor=staff, limit=PAGE).drift)
 
     staff = get_user_model().objects.create_user("bench", password="x", is_staff=True, is_superuser=True)
     Host.objects.create(name="local", uri=URI)
@@ -94,7 +95,7 @@ def main() -> list[dict[str, object]]:
     try:
         for n in SIZES:
             _define(conn, n)
-            total = len(hv.list_domains(conn))
+            total = len(hv.domain_list(conn, sizes=False))
             portal_list()  # the first read records the unowned VMs in the database
             before = conn.calls
             portal_list()

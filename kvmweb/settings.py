@@ -79,17 +79,20 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "channels",
+    # The portal's apps, lowest layer first (each imports only from those above it; see docs/architecture.md).
     "kvmweb.core",
-    "kvmweb.accounts",
     "kvmweb.audit",
+    "kvmweb.access",
     "kvmweb.hosts",
-    "kvmweb.machines",
+    "kvmweb.events",
     "kvmweb.jobs",
+    "kvmweb.accounts",
+    "kvmweb.machines",
+    "kvmweb.media",
     "kvmweb.storage",
     "kvmweb.networks",
     "kvmweb.console",
-    "kvmweb.events",
-    "kvmweb.media",
+    "kvmweb.provisioning",
 ]
 
 MIDDLEWARE = [

@@ -4,15 +4,27 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from kvmweb.machines.api import VmListApi
+from kvmweb.provisioning.api import VmCreateApi
+
 # Each app owns its pages (<app>/urls.py) and its API endpoints (<app>/api_urls.py, all under /api/v1/).
 APPS = ["machines", "hosts", "jobs", "storage", "networks", "console", "media", "accounts"]
 
-api_v1 = [path("", include(f"kvmweb.{app}.api_urls")) for app in APPS]
+
+class VmCollectionApi(VmCreateApi, VmListApi):
+    """``/api/v1/vms/``: GET lists VMs (the machines app), POST creates one (the provisioning app)."""
+
+
+api_v1 = [
+    path("vms/", VmCollectionApi.as_view(), name="vm-list"),
+    *[path("", include(f"kvmweb.{app}.api_urls")) for app in APPS],
+]
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="machines:list", permanent=False), name="home"),
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("vms/new/", include("kvmweb.provisioning.urls")),
     path("vms/", include("kvmweb.machines.urls")),
     path("hosts/", include("kvmweb.hosts.urls")),
     path("jobs/", include("kvmweb.jobs.urls")),

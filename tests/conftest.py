@@ -19,6 +19,30 @@ GRUB_ISO = "/usr/lib/grub-rescue/grub-rescue-cdrom.iso"
 ARTIFACTS = Path(os.environ.get("KVMWEB_TEST_ARTIFACTS", Path(__file__).resolve().parent.parent / "test-artifacts"))
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--update-golden", action="store_true", default=False,
+                     help="rewrite the golden files from what the code renders now (review the diff, then commit)")
+
+
+@pytest.fixture
+def golden(request: pytest.FixtureRequest) -> Callable[[str, str], None]:
+    """``golden(name, text)``: ``text`` must equal the file ``golden/<name>`` beside the test module. A missing file
+    fails; only an explicit ``pytest --update-golden`` writes them."""
+    def check(name: str, text: str) -> None:
+        path = request.path.parent / "golden" / name
+        text = text.rstrip("\n") + "\n"
+        if request.config.getoption("--update-golden"):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+            return
+        if not path.exists():
+            pytest.fail(f"golden file {path} is missing: render it with `pytest --update-golden`, review it, "
+                        "commit it", pytrace=False)
+        assert text == path.read_text(), f"{name} differs from its golden file (pytest --update-golden rewrites it)"
+
+    return check
+
+
 def virsh(*args: str, check: bool = True, uri: str = SYSTEM) -> str:
     """Run virsh against ``uri``: the independent oracle tests cross-check the portal with."""
     proc = subprocess.run(["virsh", "-q", "-c", uri, *args], capture_output=True, text=True, timeout=60)
@@ -84,37 +108,45 @@ def _cleanup_prefixed(uri: str) -> None:
     from kvmweb import hypervisor as hv
 
     conn = hv.registry.connection(uri)
-    for row in hv.list_domains(conn):
+    for row in hv.domain_list(conn, sizes=False):
         if row.name.startswith(PREFIX):
-            dom = hv.lookup(conn, row.uuid)
+            dom = hv.domain_lookup(conn, row.uuid)
             if row.state.is_active:
                 dom.destroy()
             dom.undefine()
 
 
-# ---------------------------------------------------------------------------------------------- specs
-def spec_testdrv(name: str | None = None, **kw):  # type: ignore[no-untyped-def]
+# ---------------------------------------------------------------------------------------------- domains
+def spec_testdrv(name: str | None = None, *, devices: tuple[object, ...] = (), **kw: object):  # type: ignore[no-untyped-def]
+    """A domain document for libvirt's test driver (``devices``: typed devices to add)."""
     from kvmweb import hypervisor as hv
 
     kw.setdefault("memory_kib", 256 * 1024)
     kw.setdefault("vcpus", 1)
-    return hv.DomainSpec(name=name or unique_name(), domain_type="test", **kw)
+    doc = hv.DomainDocument.new(name=name or unique_name(), domain_type="test", **kw)  # type: ignore[arg-type]
+    for device in devices:
+        doc.add_device(device)  # type: ignore[type-var]
+    return doc
 
 
 def memtest_spec(name: str | None = None, *, disk: str | None = None, domain_type: str = "qemu",
-                 iso: str = MEMTEST_ISO, graphics: str = "none", **kw):  # type: ignore[no-untyped-def]
+                 iso: str = MEMTEST_ISO, graphics: str = "none", serial_console: bool = False,
+                 memory_kib: int = 96 * 1024, vcpus: int = 1):  # type: ignore[no-untyped-def]
     """A guest that sends nothing on any network: it boots memtest86+ (or GRUB rescue) from a CD-ROM."""
     from kvmweb import hypervisor as hv
 
-    disks = [hv.DiskSpec(target="sda", device="cdrom", bus="sata", source=iso, format="raw", shared_media=True,
-                         boot_order=1)]
+    doc = hv.DomainDocument.new(name=name or unique_name(), domain_type=domain_type, memory_kib=memory_kib,
+                                vcpus=vcpus, boot=())
+    doc.add_device(hv.Disk.new(target="sda", device="cdrom", bus="sata", source=iso, format="raw",
+                               shared_media=True, boot_order=1))
     if disk:
-        disks.append(hv.DiskSpec(target="vda", device="disk", bus="virtio", source=disk, format="qcow2", boot_order=2))
-    gfx = hv.GraphicsSpec(listen="none") if graphics == "none" else hv.GraphicsSpec(listen="address", address="127.0.0.1")
-    return hv.DomainSpec(
-        name=name or unique_name(), domain_type=domain_type, memory_kib=kw.pop("memory_kib", 96 * 1024),
-        vcpus=kw.pop("vcpus", 1), disks=tuple(disks), graphics=(gfx,), **kw,
-    )
+        doc.add_device(hv.Disk.new(target="vda", bus="virtio", source=disk, format="qcow2", boot_order=2))
+    if serial_console:
+        doc.add_device(hv.Serial.pty())
+        doc.add_device(hv.Console.pty())
+    doc.add_device(hv.Graphics.vnc(listen="none") if graphics == "none" else hv.Graphics.vnc(listen="address"))
+    doc.add_device(hv.Video.new())
+    return doc
 
 
 # ---------------------------------------------------------------------------------------------- real libvirt
@@ -168,10 +200,10 @@ def real_vm(qemu_host, owner, cleanup_domains):  # type: ignore[no-untyped-def]
     """A factory: define a guest on qemu:///system owned by ``owner`` through the service layer."""
     from kvmweb.machines.services import vm_define
 
-    def make(spec=None, *, user=None):  # type: ignore[no-untyped-def]
-        spec = spec or memtest_spec()
-        cleanup_domains.append(spec.name)
-        return vm_define(actor=user or owner, host=qemu_host, spec=spec)
+    def make(doc=None, *, user=None):  # type: ignore[no-untyped-def]
+        doc = doc or memtest_spec()
+        cleanup_domains.append(doc.name)
+        return vm_define(actor=user or owner, host=qemu_host, doc=doc)
 
     return make
 

@@ -18,10 +18,6 @@ from pathlib import Path
 
 import pytest
 
-# Playwright's sync API keeps an asyncio loop running in the test thread; Django's ORM would refuse to run there.
-# Tests are synchronous code, so this is safe for the test process (never set for the servers it starts).
-os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = Path(os.environ.get("KVMWEB_TEST_ARTIFACTS", ROOT / "test-artifacts"))
 CHROMIUM = os.environ.get("KVMWEB_CHROMIUM", "/usr/bin/chromium")
@@ -74,14 +70,14 @@ class Portal:
 
 @pytest.fixture(scope="session")
 def portal_server(django_db_setup, django_db_blocker) -> Iterator[Portal]:  # type: ignore[no-untyped-def]
-    """The web process (daphne, started as in production by ``python -m kvmweb.web``) on 127.0.0.1 (a free port),
+    """The web process (daphne serving ``kvmweb.asgi``, as in production) on 127.0.0.1 (a free port),
     against the test database."""
     port = free_port()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     log = ARTIFACTS / f"daphne-{port}.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "kvmweb.web", "-b", "127.0.0.1", "-p", str(port)],
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "kvmweb.asgi:application"],
             cwd=ROOT, env=server_env(), stdout=out, stderr=subprocess.STDOUT,
         )
     with stopped_at_end(proc):
@@ -130,11 +126,16 @@ def celery_worker_proc(django_db_setup) -> Iterator[subprocess.Popen[bytes]]:  #
         proc.kill()
 
 
-@pytest.fixture(scope="session")
-def browser_context() -> Iterator[object]:
-    """A headless Debian Chromium driven by Playwright (never `playwright install`)."""
+@pytest.fixture
+def browser_context(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
+    """A headless Debian Chromium driven by Playwright (never `playwright install`), for one test.
+
+    Playwright's sync API keeps an asyncio loop running in the test thread while it lives, and Django's ORM refuses
+    to run on a thread with a running loop: only while this fixture lives (a browser test's own synchronous code
+    reads the database to check what the browser did) the test process allows it. The servers never do."""
     from playwright.sync_api import sync_playwright
 
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     with tempfile.TemporaryDirectory(prefix="kvmweb-chromium-") as profile, sync_playwright() as p:
         ctx = p.chromium.launch_persistent_context(
             profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
@@ -151,7 +152,6 @@ def page(browser_context):  # type: ignore[no-untyped-def]
     pg = browser_context.new_page()
     pg.set_default_timeout(20_000)
     yield pg
-    browser_context.clear_cookies()
     pg.close()
 
 

@@ -1,33 +1,28 @@
 """Reads about a user's quota: the limits (their ``Quota`` row, else the ``KVMWEB_QUOTA_*`` defaults) and the usage,
 read from libvirt.
 
-Usage, and what it costs:
-- VMs: the ``VirtualMachine`` rows the user owns, on every host (one query).
-- vCPUs and memory: per host with such VMs, one bulk listing (``getAllDomainStats``) and one bulk size read
-  (``domainListGetStats``) for the user's domains — two libvirt calls per host, however many VMs. vCPUs are the
-  ones libvirt reports for the domain, memory its maximum (what it may take). A host that does not answer still
-  counts its VMs, with 0 vCPUs and 0 memory, and is named in ``unavailable``.
-- Disk: the capacity (virtual size) of the volumes the user owns (``storage.VolumeOwner`` rows: volumes they
-  created, uploaded or cloned, and the disks of VMs they created) — one pool lookup per pool plus one volume lookup
-  and one XML read per volume. Volumes deleted outside the portal count 0.
+Usage is summed by providers that the apps owning the resources register with :func:`usage_provider` (this app
+sits below them and imports none of them):
+- VMs, vCPUs and memory (the machines app): the user's VM records, and per host with such VMs one bulk listing
+  and one bulk size read — two libvirt calls per host, however many VMs. vCPUs are the ones libvirt reports, memory
+  the maximum each VM may take. A host that does not answer still counts its VMs, with 0 vCPUs and memory, and is
+  named in ``unavailable``.
+- Disk (the storage app): the capacity (virtual size) of the volumes the user owns — volumes they created,
+  uploaded or cloned, and the disks of VMs they created. Volumes deleted outside the portal count 0.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 
 from kvmweb import hypervisor as hv
-from kvmweb.hosts.models import Host
-from kvmweb.hosts.services import host_connection
-from kvmweb.machines.models import VirtualMachine
-from kvmweb.storage.models import VolumeOwner
+from kvmweb.access.permissions import Actor, is_staff
 
 from .models import Quota
 
-Actor = AbstractBaseUser | AnonymousUser
-GiB = 1024**3
+GiB = hv.GiB
 
 _DEFAULTS = {
     "max_vms": "KVMWEB_QUOTA_VMS", "max_vcpus": "KVMWEB_QUOTA_VCPUS",
@@ -73,7 +68,7 @@ def _setting(name: str) -> int | None:
 
 def quota_limits(user: Actor) -> Limits:
     """The limits of ``user``: nothing for staff (never limited); their Quota row; else the settings' defaults."""
-    if getattr(user, "is_staff", False):
+    if is_staff(user):
         return Limits()
     row = Quota.objects.filter(user_id=getattr(user, "pk", None)).first()
     if row is not None:
@@ -83,54 +78,21 @@ def quota_limits(user: Actor) -> Limits:
                   disk_gib=values["max_disk_gib"])
 
 
-def _vm_sizes(usage: Usage, host: Host, uuids: set[str]) -> None:
-    try:
-        conn = host_connection(host)
-        mine = [s for s in hv.list_domains(conn, sizes=False) if s.uuid in uuids]
-        for summary in hv.fill_sizes(conn, mine):
-            usage.vcpus += summary.vcpus or 0
-            usage.memory_mib += (summary.max_memory_kib or 0) // 1024
-    except hv.HypervisorError:
-        usage.unavailable.append(host.name)
+UsageProvider = Callable[[Actor, Usage], None]
+_PROVIDERS: list[UsageProvider] = []
 
 
-def _disk_bytes(usage: Usage, user: Actor) -> None:
-    pools: dict[tuple[int, str], list[str]] = {}
-    hosts: dict[int, Host] = {}
-    for row in VolumeOwner.objects.filter(owner_id=getattr(user, "pk", None)).select_related("host"):
-        pools.setdefault((row.host_id, row.pool), []).append(row.name)
-        hosts[row.host_id] = row.host
-    for (host_id, pool_name), names in pools.items():
-        host = hosts[host_id]
-        try:
-            pool = hv.pool_lookup(host_connection(host), pool_name)
-        except hv.NotFound:
-            continue
-        except hv.HypervisorError:
-            if host.name not in usage.unavailable:
-                usage.unavailable.append(host.name)
-            continue
-        for name in names:
-            try:
-                usage.disk_bytes += pool.volume(name).spec().capacity
-            except (hv.NotFound, hv.InvalidRequest):
-                continue
-            except hv.HypervisorError:
-                break
+def usage_provider(fn: UsageProvider) -> UsageProvider:
+    """Register ``fn(user, usage)``, which adds what ``user`` uses of one kind of resource to ``usage``."""
+    _PROVIDERS.append(fn)
+    return fn
 
 
 def quota_usage(user: Actor) -> Usage:
-    """What ``user`` uses now, read from libvirt (cost: see the module's docstring)."""
+    """What ``user`` uses now, summed by the registered providers (their costs: see the module's docstring)."""
     usage = Usage()
-    by_host: dict[int, set[str]] = {}
-    hosts: dict[int, Host] = {}
-    for vm in VirtualMachine.objects.filter(owner_id=getattr(user, "pk", None)).select_related("host"):
-        usage.vms += 1
-        by_host.setdefault(vm.host_id, set()).add(str(vm.uuid))
-        hosts[vm.host_id] = vm.host
-    for host_id, uuids in by_host.items():
-        _vm_sizes(usage, hosts[host_id], uuids)
-    _disk_bytes(usage, user)
+    for provider in _PROVIDERS:
+        provider(user, usage)
     return usage
 
 

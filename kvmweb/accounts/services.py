@@ -7,6 +7,8 @@ from django.contrib.auth.models import AbstractBaseUser
 
 from kvmweb.core.errors import ConflictError
 
+from .selectors import GiB, quota_limits, quota_usage
+
 
 def admin_ensure(*, username: str, password: str | None) -> tuple[AbstractBaseUser, bool, str | None]:
     """Create the first admin if it does not exist. Returns (user, created, generated password or None).
@@ -37,8 +39,6 @@ def check_quota(actor: object, *, vms: int = 0, vcpus: int = 0, memory_mib: int 
     """Refuse (ConflictError, code ``quota``, 409) what would take ``actor`` beyond one of their limits; nothing
     for staff or unlimited users. Call it BEFORE making anything. ``fields`` maps a resource (``vms``,
     ``vcpus``, ``memory``, ``disk``) to the form field the refusal belongs to."""
-    from .selectors import GiB, quota_limits, quota_usage
-
     limits = quota_limits(actor)
     if limits.unlimited or not (vms or vcpus or memory_mib or disk_bytes):
         return

@@ -14,8 +14,8 @@ from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from kvmweb import hypervisor as hv
 from kvmweb.core.errors import NotFoundError
+from kvmweb.machines.selectors import vm_get
 
 from . import services
 from .models import ConsoleSession
@@ -36,7 +36,7 @@ class SerialConsoleConsumer(AsyncWebsocketConsumer):
     # This consumer needs no channel layer (nothing is broadcast; output goes to this connection only). Opting out
     # also keeps it clear of channels-redis receive timeouts, which end every consumer that listens on the layer.
     channel_layer_alias = "kvmweb-console-no-layer"
-    console: hv.SerialConsole | None = None
+    console: services.ConsoleStream | None = None
     record: ConsoleSession | None = None
     watcher: asyncio.Task[None] | None = None
 
@@ -53,7 +53,8 @@ class SerialConsoleConsumer(AsyncWebsocketConsumer):
             def on_close(reason: str) -> None:
                 loop.call_soon_threadsafe(self.outbox.put_nowait, reason)
 
-            self.console = await sync_to_async(self._open, thread_sensitive=False)(vm, on_data, on_close)
+            self.console = await sync_to_async(services.console_serial_open, thread_sensitive=False)(
+                vm, on_data, on_close)
         except ConsoleRefused as refused:
             await self._close_with(refused.close_code, refused.reason)
             return
@@ -71,26 +72,11 @@ class SerialConsoleConsumer(AsyncWebsocketConsumer):
             raise ConsoleRefused(services.CLOSE_ORIGIN, "Websocket Origin not allowed.")
         if user is None or not user.is_authenticated:
             raise ConsoleRefused(services.CLOSE_NOT_LOGGED_IN, "Not logged in to the portal.")
-        from kvmweb.machines.selectors import vm_get
-
         try:
             vm = vm_get(actor=user, uuid=self.scope["url_route"]["kwargs"]["uuid"])
         except NotFoundError as exc:
             raise ConsoleRefused(services.CLOSE_VM_GONE, exc.detail) from None
         return user, vm
-
-    @staticmethod
-    def _open(vm, on_data, on_close) -> hv.SerialConsole:  # type: ignore[no-untyped-def]
-        dom = services.console_domain(vm)
-        try:
-            return hv.SerialConsole(dom, on_data, on_close)
-        except hv.NoSerialConsole as exc:
-            raise ConsoleRefused(services.CLOSE_NO_GRAPHICS, exc.detail) from None
-        except hv.OperationInvalid as exc:
-            code = services.CLOSE_NOT_RUNNING if "not running" in exc.detail else services.CLOSE_HOST
-            raise ConsoleRefused(code, exc.detail) from None
-        except hv.HypervisorError as exc:
-            raise ConsoleRefused(services.CLOSE_HOST, exc.detail) from None
 
     async def _pump(self) -> None:
         """Guest output to the browser; a text item means the stream ended (its reason)."""

@@ -33,10 +33,6 @@ from websockify.websocketproxy import LibProxyServer, ProxyRequestHandler
 
 from .origin import origin_allowed
 
-from kvmweb import hypervisor as hv
-from kvmweb.hosts.services import host_connection
-from kvmweb.machines.models import VirtualMachine
-
 from . import services
 from .services import ConsoleRefused
 
@@ -117,7 +113,7 @@ class ConsoleProxyHandler(ProxyRequestHandler):
         forwarded = self.headers.get("X-Forwarded-For")
         return f"{addr} (for {forwarded})" if forwarded else str(addr)
 
-    def _admit(self, vm_uuid: str, cookie: str | None, origin: str | None) -> tuple[services.ConsoleGrant, hv.Domain]:
+    def _admit(self, vm_uuid: str, cookie: str | None, origin: str | None) -> services.ConsoleGrant:
         """All checks that need the database (runs on the server's database thread). Refusals are audited."""
         user = None
         try:
@@ -127,7 +123,7 @@ class ConsoleProxyHandler(ProxyRequestHandler):
             token = (parse_qs(urlparse(self.path).query).get("token") or [None])[0]
             grant = services.console_token_consume(token=token, user=user, vm_uuid=vm_uuid,
                                                    origin_ok=origin_allowed(origin))
-            return grant, services.console_domain(grant.vm)
+            return grant
         except ConsoleRefused as refused:
             self._refused(user, vm_uuid, refused)
             raise
@@ -142,9 +138,9 @@ class ConsoleProxyHandler(ProxyRequestHandler):
         vm_uuid = match.group("uuid").lower() if match and services.valid_uuid(match.group("uuid")) else ""
         db = self.server.db
         try:
-            grant, dom = db(self._admit, vm_uuid, self.headers.get("Cookie"), self.headers.get("Origin"))
+            grant = db(self._admit, vm_uuid, self.headers.get("Cookie"), self.headers.get("Origin"))
             try:
-                target = services.console_open_display(dom)  # libvirt only: in this thread
+                target = services.console_open_display(grant.vm)  # libvirt only: in this thread
             except ConsoleRefused as refused:
                 db(self._refused, grant.user, vm_uuid, refused)
                 raise
@@ -272,13 +268,7 @@ class ConsoleProxyServer(LibProxyServer):
             if why is not None:
                 session.kill(why)
         # A domain undefined outside the portal: one lookup per VM still watched.
-        gone = {s.vm_id for s in live if (s.user_id, s.vm_id) not in lost}
-        for vm in VirtualMachine.objects.select_related("host").filter(pk__in=gone):
-            try:
-                hv.lookup(host_connection(vm.host), str(vm.uuid))
-            except hv.DomainNotFound:
-                for session in live:
-                    if session.vm_id == vm.pk:
-                        session.kill(ConsoleRefused(services.CLOSE_VM_GONE, "The virtual machine was deleted."))
-            except hv.HypervisorError:
-                continue
+        gone = services.console_vms_gone({s.vm_id for s in live if (s.user_id, s.vm_id) not in lost})
+        for session in live:
+            if session.vm_id in gone:
+                session.kill(ConsoleRefused(services.CLOSE_VM_GONE, "The virtual machine was deleted."))

@@ -5,15 +5,14 @@ import uuid as uuid_mod
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.http import HttpRequest
 
 from kvmweb import hypervisor as hv
+from kvmweb.access.permissions import Actor
 from kvmweb.core.errors import ConflictError
 from kvmweb.machines.models import VirtualMachine
-from kvmweb.machines.selectors import vm_domain, vm_get
-
-Actor = AbstractBaseUser | AnonymousUser
+from kvmweb.machines.handles import vm_handle
+from kvmweb.machines.selectors import vm_get
 
 
 @dataclass(frozen=True)
@@ -26,19 +25,19 @@ class ConsoleInfo:
 
 def console_info(*, actor: Actor, uuid: str | uuid_mod.UUID) -> ConsoleInfo:
     vm = vm_get(actor=actor, uuid=uuid)
-    dom = vm_domain(vm)
-    xml = dom.xml()
-    spec = hv.DomainSpec.from_xml(xml)
-    return ConsoleInfo(vm=vm, state=dom.state(), has_vnc=dom.vnc(xml) is not None, has_serial=spec.serial_console)
+    dom = vm_handle(vm)
+    doc = dom.document()
+    return ConsoleInfo(vm=vm, state=dom.state(), has_vnc=doc.vnc_display() is not None,
+                       has_serial=doc.has_serial_console)
 
 
 def console_screenshot(*, actor: Actor, uuid: str | uuid_mod.UUID) -> bytes:
     """A PNG of the VM's screen, taken by libvirt (no console session needed)."""
     vm = vm_get(actor=actor, uuid=uuid)
-    dom = vm_domain(vm)
+    dom = vm_handle(vm)
     if not dom.state().is_active:
         raise ConflictError(f"{vm.name} is shut off: no screen to show.", code="not_running")
-    if dom.vnc() is None:
+    if dom.document().vnc_display() is None:
         raise ConflictError(f"{vm.name} has no graphical display.", code="no_graphics")
     return dom.screenshot_png()
 

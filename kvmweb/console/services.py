@@ -6,24 +6,27 @@ import datetime as dt
 import hashlib
 import re
 import secrets
+import socket
 import uuid as uuid_mod
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
 from kvmweb import hypervisor as hv
+from kvmweb.access.permissions import Actor, VmAction, vm_may
 from kvmweb.audit.services import audit_record, audited
 from kvmweb.core.errors import ConflictError, NotFoundError
 from kvmweb.machines.models import VirtualMachine
-from kvmweb.machines.selectors import can_see, vm_domain
+from kvmweb.machines.handles import vm_handle
+from kvmweb.machines.services import vm_checked
 
 from .models import ConsoleSession, ConsoleToken
-
-Actor = AbstractBaseUser | AnonymousUser
 
 TOKEN_BYTES = 32  # 256 bits of randomness
 _TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{43}$")  # token_urlsafe(32)
@@ -40,21 +43,15 @@ class IssuedToken:
     expires_at: dt.datetime
 
 
-def _check(actor: Actor, vm: VirtualMachine) -> None:
-    if not getattr(actor, "is_authenticated", False) or not can_see(actor, vm):
-        raise NotFoundError("No such virtual machine.")
-
-
 def console_token_issue(*, actor: Actor, vm: VirtualMachine, now: dt.datetime | None = None) -> IssuedToken:
     """A one-time token for ``actor`` to open ``vm``'s graphical console through the proxy within the TTL.
 
     Refused (409) when the VM does not run or has no display. ``now`` exists for tests that control time.
     """
-    _check(actor, vm)
-    dom = vm_domain(vm)
+    dom = vm_checked(actor, vm, VmAction.VIEW)
     if not dom.state().is_active:
         raise ConflictError(f"{vm.name} is shut off: start it to use its console.", code="not_running")
-    if dom.vnc() is None:
+    if dom.document().vnc_display() is None:
         raise ConflictError(f"{vm.name} has no graphical display (VNC).", code="no_graphics")
     now = now or timezone.now()
     token = secrets.token_urlsafe(TOKEN_BYTES)
@@ -137,15 +134,15 @@ def console_token_consume(
         raise ConsoleRefused(CLOSE_OTHER_VM, "This console token is for another virtual machine.")
     if row.host_id != row.vm.host_id:
         raise ConsoleRefused(CLOSE_OTHER_VM, "This virtual machine moved to another host: reload the console.")
-    if not can_see(user, row.vm):
+    if not vm_may(user, row.vm, VmAction.VIEW):
         raise ConsoleRefused(CLOSE_NO_ACCESS, "You no longer have access to this virtual machine.")
     return ConsoleGrant(user=user, vm=row.vm)
 
 
 def console_domain(vm: VirtualMachine) -> hv.Domain:
-    """The VM's libvirt handle at connect time, refusals as ConsoleRefused."""
+    """The VM's libvirt handle at connect time, refusals as ConsoleRefused (libvirt only: no database write)."""
     try:
-        dom = vm_domain(vm)
+        dom = vm_handle(vm)
     except NotFoundError as exc:
         raise ConsoleRefused(CLOSE_VM_GONE, exc.detail) from None
     except hv.HostUnavailable as exc:
@@ -153,10 +150,12 @@ def console_domain(vm: VirtualMachine) -> hv.Domain:
     return dom
 
 
-def console_open_display(dom: hv.Domain):  # type: ignore[no-untyped-def]
-    """The VM's display as a socket, resolved now (never from a stored port)."""
+def console_open_display(vm: VirtualMachine) -> socket.socket:
+    """The VM's display as a socket, resolved now (never from a stored port); refusals as ConsoleRefused. Makes
+    libvirt calls only (no database), so the proxy runs it in its own thread."""
+    dom = console_domain(vm)
     try:
-        return hv.open_vnc_socket(dom)
+        return dom.open_vnc_socket()
     except hv.NoGraphics as exc:
         raise ConsoleRefused(CLOSE_NO_GRAPHICS, exc.detail) from None
     except hv.OperationInvalid as exc:
@@ -179,9 +178,23 @@ def console_access_lost(sessions: list[tuple[int, int]]) -> dict[tuple[int, int]
         user = users.get(user_id)
         if vm is None:
             lost[(user_id, vm_id)] = ConsoleRefused(CLOSE_VM_GONE, "The virtual machine was deleted.")
-        elif user is None or not user.is_active or not can_see(user, vm):
+        elif user is None or not user.is_active or not vm_may(user, vm, VmAction.VIEW):
             lost[(user_id, vm_id)] = ConsoleRefused(CLOSE_NO_ACCESS, "You no longer have access to this virtual machine.")
     return lost
+
+
+def console_vms_gone(vm_ids: set[int]) -> set[int]:
+    """Which of these VMs' domains were undefined outside the portal (one lookup each; a host that does not answer
+    keeps its sessions)."""
+    gone = set()
+    for vm in VirtualMachine.objects.select_related("host").filter(pk__in=vm_ids):
+        try:
+            vm_handle(vm)
+        except NotFoundError:
+            gone.add(vm.pk)
+        except hv.HypervisorError:
+            continue
+    return gone
 
 
 def console_refusal_audit(*, user: AbstractBaseUser | None, vm_uuid: str, client: str, reason: str) -> None:
@@ -207,6 +220,28 @@ def console_session_end(*, session: ConsoleSession, reason: str) -> None:
         audit_record(actor=session.user, action=f"console.{session.kind}.close", target_type="vm",
                      target=f"{session.vm_name} {session.vm_uuid}", host=session.host_name,
                      detail=f"from {session.client}, {seconds:.1f} s: {reason}")
+
+
+class ConsoleStream(Protocol):
+    """An open text console: keystrokes go in with ``write``; ``close`` ends it."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def console_serial_open(vm: VirtualMachine, on_data: Callable[[bytes], None],
+                        on_close: Callable[[str], None]) -> ConsoleStream:
+    """The VM's serial console as a stream, refusals as ConsoleRefused (for the text-console websocket)."""
+    dom = console_domain(vm)
+    try:
+        return dom.open_serial_console(on_data, on_close)
+    except hv.NoSerialConsole as exc:
+        raise ConsoleRefused(CLOSE_NO_GRAPHICS, exc.detail) from None
+    except hv.DomainNotRunning as exc:
+        raise ConsoleRefused(CLOSE_NOT_RUNNING, exc.detail) from None
+    except hv.HypervisorError as exc:
+        raise ConsoleRefused(CLOSE_HOST, exc.detail) from None
 
 
 def valid_uuid(value: str) -> bool:

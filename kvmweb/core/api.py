@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-from django.http import Http404, HttpRequest
+from asgiref.sync import sync_to_async
+from django.core.handlers.asgi import ASGIRequest
+from django.http import Http404, HttpRequest, StreamingHttpResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -75,3 +77,26 @@ def byte_offset(value: str | None, *, name: str = "offset") -> int:
     if not _DIGITS.fullmatch(raw):
         raise ValidationError(f"Give ?{name}=<bytes already sent> (0 or more).", fields={name: ["a number of bytes"]})
     return int(raw)
+
+
+def stream_response(request: HttpRequest, chunks: Iterator[bytes], *, filename: str,
+                    length: int | None) -> StreamingHttpResponse:
+    """A download that never sits whole in memory: under ASGI the libvirt stream is read chunk by chunk in a
+    worker thread (Django would otherwise collect a sync iterator into a list first)."""
+    content: Iterator[bytes] | AsyncIterator[bytes]
+    if isinstance(request, ASGIRequest):
+        async def pump() -> AsyncIterator[bytes]:
+            step = sync_to_async(lambda: next(chunks, b""), thread_sensitive=False)
+            try:
+                while data := await step():
+                    yield data
+            finally:
+                await sync_to_async(chunks.close, thread_sensitive=False)()  # type: ignore[attr-defined]
+        content = pump()
+    else:
+        content = chunks
+    response = StreamingHttpResponse(content, content_type="application/octet-stream")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    if length is not None:
+        response["Content-Length"] = str(length)
+    return response

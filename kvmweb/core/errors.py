@@ -72,8 +72,6 @@ def error_reply(exc: Exception) -> ErrorReply | None:
     if isinstance(exc, ServiceError):
         return ErrorReply(exc.status, exc.code, exc.detail, exc.fields)
     if isinstance(exc, hv.HypervisorError):
-        for kind, status in _HV_STATUS:
-            if isinstance(exc, kind):
-                return ErrorReply(status, exc.code, exc.detail, {})
-        return ErrorReply(409, exc.code, exc.detail, {})
+        status = next((status for kind, status in _HV_STATUS if isinstance(exc, kind)), 409)
+        return ErrorReply(status, exc.code, exc.detail, exc.fields)
     return None

@@ -5,7 +5,7 @@ from typing import Any
 
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from .publish import STAFF_GROUP, user_group
+from kvmweb.access.permissions import event_groups
 
 
 class EventsConsumer(AsyncJsonWebsocketConsumer):
@@ -14,13 +14,13 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self) -> None:
         user = self.scope.get("user")
         self.groups_joined = []
-        if user is None or not user.is_authenticated or not user.is_active:
+        groups = event_groups(user)
+        if not groups:
             await self.close(code=4401)
             return
-        # Staff see everything through one group; everyone else only through their own (no duplicates).
-        group = STAFF_GROUP if user.is_staff else user_group(user.pk)
-        await self.channel_layer.group_add(group, self.channel_name)
-        self.groups_joined.append(group)
+        for group in groups:
+            await self.channel_layer.group_add(group, self.channel_name)
+            self.groups_joined.append(group)
         await self.accept()
         await self.send_json({"kind": "hello", "user": user.get_username()})
 

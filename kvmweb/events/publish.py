@@ -15,12 +15,9 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
+from kvmweb.access.permissions import STAFF_GROUP, user_group
+
 log = logging.getLogger(__name__)
-STAFF_GROUP = "staff"
-
-
-def user_group(user_id: int) -> str:
-    return f"user.{user_id}"
 
 
 def publish(event: dict[str, Any], *, user_ids: Iterable[int | None]) -> None:

@@ -1,29 +1,67 @@
 """The hypervisor layer: the only code in kvmweb that imports libvirt. It knows nothing of Django.
 
+Callers import from this package only (``from kvmweb import hypervisor as hv``). Its naming: handles
+(:class:`Domain`, :class:`Pool`, :class:`Volume`, :class:`Network`) carry their verbs as methods; every function
+here that talks to libvirt starts with the noun it reads or changes (``domain_list``, ``pool_lookup``,
+``network_define``, ``host_facts``...); pure helpers are plain verbs (``validate_name``, ``parse_size``).
+Domain XML has one model, :class:`DomainDocument`, for new domains and edits alike.
+
 Use it from a shell::
 
-    from kvmweb.hypervisor import registry, list_domains
-    conn = registry.connection("qemu:///system")
-    for row in list_domains(conn):
+    from kvmweb import hypervisor as hv
+    conn = hv.registry.connection("qemu:///system")
+    for row in hv.domain_list(conn):
         print(row.name, row.state.label)
 """
-from .console import NoGraphics, NoSerialConsole, SerialConsole, open_vnc_socket
+from .console import SerialConsole
 from .domain import (
-    BlockDevice,
+    BlockJobProgress,
+    DiskUse,
     Domain,
     DomainInfo,
+    DomainNics,
     DomainState,
     DomainSummary,
+    domain_define,
+    domain_disk_users,
+    domain_exists,
+    domain_fill_sizes,
+    domain_list,
+    domain_lookup,
+    domain_lookup_by_name,
+    domain_nics_all,
+)
+from .domain_xml import (
+    BOOT_DEVICES,
+    CDROM_BUSES,
+    DISK_BUSES,
+    GUEST_AGENT_CHANNEL,
+    IDE_TARGETS,
+    NIC_MODELS,
+    Channel,
+    Console,
+    Device,
+    Disk,
+    DiskInfo,
+    DomainDocument,
+    Graphics,
+    Input,
+    Interface,
+    MemBalloon,
+    NicInfo,
+    Rng,
+    Serial,
+    Video,
     VncDisplay,
-    define,
-    fill_sizes,
-    list_domains,
-    lookup,
-    lookup_by_name,
+    clone_file_path,
+    free_disk_target,
+    normalize_mac,
+    random_mac,
 )
 from .errors import (
     AlreadyExists,
     DomainNotFound,
+    DomainNotRunning,
     HostUnavailable,
     HypervisorError,
     InvalidRequest,
@@ -34,64 +72,70 @@ from .errors import (
     PoolNotFound,
     VolumeNotFound,
 )
+from .console import NoGraphics, NoSerialConsole
 from .events import DomainEvent, DomainEventListener
 from .host import HostFacts, host_facts
-from .media import create_media_volume, ensure_dir_pool, looks_like_iso9660, read_head
 from .names import NAME_RULE, validate_name
-from .network import (
+from .networks import (
+    FORWARD_MODES,
     AddressUser,
     DhcpHost,
     DhcpLease,
-    DomainNic,
-    DomainNics,
     Network,
     NetworkInfo,
     NetworkSpec,
     NetworkSpecInvalid,
     NetworkSummary,
-    NicSpec,
-    all_domain_nics,
     check_overlaps,
-    define_network,
-    domain_nics,
     host_address_users,
     host_interface_names,
-    list_networks,
-    lookup_network,
-    nic_addresses,
-    nic_element,
-    normalize_mac,
-    random_mac,
-    with_addresses,
+    network_define,
+    network_list,
+    network_lookup,
 )
+from .pools import Pool, PoolInfo, PoolSpec, PoolState, pool_define, pool_ensure, pool_list, pool_lookup
 from .registry import Connection, registry
-from .spec import DiskSpec, DomainSpec, GraphicsSpec, InterfaceSpec
-from .storage import Volume, volume_for_path
-from .storage import (  # storage pools, volumes, disks (issue 5)
-    DiskUse, Pool, PoolInfo, PoolSpec, PoolState, VolumeInfo, VolumeSpec, block_resize, boot_order,
-    clone_domain_xml, define_xml, disk_users, disk_xml, list_pools, pool_define, pool_lookup, set_boot_order,
+from .units import SIZE_HELP, GiB, KiB, MiB, TiB, SizeInvalid, SizeRequest, human, parse_size
+from .volumes import (
+    STREAM_CHUNK,
+    VOLUME_FORMATS,
+    Volume,
+    VolumeInfo,
+    VolumeSpec,
+    file_name_for,
+    looks_like_iso9660,
+    path_inside,
+    read_head,
+    split_ext,
     validate_volume_name,
+    volume_by_path,
 )
 
 __all__ = [
-    "AlreadyExists", "BlockDevice", "DomainEvent", "DomainEventListener", "Connection", "DiskSpec", "Domain", "DomainInfo", "DomainNotFound",
-    "DomainSpec", "DomainState", "DomainSummary", "GraphicsSpec", "HostFacts", "HostUnavailable",
-    "HypervisorError", "InterfaceSpec", "InvalidRequest", "NAME_RULE", "NetworkNotFound", "NotFound",
-    "OperationFailed", "OperationInvalid", "PoolNotFound", "Volume", "VolumeNotFound", "VncDisplay", "define", "fill_sizes",
-    "host_facts", "list_domains", "lookup", "lookup_by_name", "registry", "validate_name", "volume_for_path",
-    "NoGraphics", "NoSerialConsole", "SerialConsole", "open_vnc_socket",
+    # connections and errors
+    "Connection", "registry", "AlreadyExists", "DomainNotFound", "DomainNotRunning", "HostUnavailable",
+    "HypervisorError", "InvalidRequest", "NetworkNotFound", "NoGraphics", "NoSerialConsole", "NotFound",
+    "OperationFailed", "OperationInvalid", "PoolNotFound", "VolumeNotFound",
+    # names and sizes
+    "NAME_RULE", "SIZE_HELP", "validate_name", "validate_volume_name", "GiB", "KiB", "MiB", "TiB", "SizeInvalid", "SizeRequest",
+    "human", "parse_size",
+    # domains
+    "BlockJobProgress", "DiskUse", "Domain", "DomainInfo", "DomainNics", "DomainState", "DomainSummary",
+    "SerialConsole", "domain_define", "domain_disk_users", "domain_exists", "domain_fill_sizes", "domain_list",
+    "domain_lookup", "domain_lookup_by_name", "domain_nics_all", "DomainEvent", "DomainEventListener",
+    # domain XML
+    "BOOT_DEVICES", "CDROM_BUSES", "DISK_BUSES", "GUEST_AGENT_CHANNEL", "IDE_TARGETS", "NIC_MODELS", "Channel",
+    "Console", "Device", "Disk", "DiskInfo", "DomainDocument", "Graphics", "Input", "Interface", "MemBalloon",
+    "NicInfo", "Rng", "Serial", "Video", "VncDisplay", "clone_file_path", "free_disk_target", "normalize_mac",
+    "random_mac",
+    # hosts
+    "HostFacts", "host_facts", "host_address_users", "host_interface_names",
+    # networks
+    "FORWARD_MODES", "AddressUser", "DhcpHost", "DhcpLease", "Network", "NetworkInfo", "NetworkSpec",
+    "NetworkSpecInvalid", "NetworkSummary", "check_overlaps", "network_define", "network_list", "network_lookup",
+    # storage
+    "Pool", "PoolInfo", "PoolSpec", "PoolState", "pool_define", "pool_ensure", "pool_list", "pool_lookup",
+    "STREAM_CHUNK", "VOLUME_FORMATS", "Volume", "VolumeInfo", "VolumeSpec", "file_name_for", "looks_like_iso9660",
+    "path_inside",
+    "read_head", "split_ext", "volume_by_path",
 ]
-__all__ += [
-    "AddressUser", "DhcpHost", "DhcpLease", "DomainNic", "DomainNics", "Network", "NetworkInfo",
-    "NetworkSpec", "NetworkSpecInvalid", "NetworkSummary", "NicSpec", "all_domain_nics", "check_overlaps",
-    "define_network", "domain_nics", "host_address_users",
-    "host_interface_names", "list_networks", "lookup_network", "nic_addresses",
-    "nic_element", "normalize_mac", "random_mac",
-    "with_addresses",
-]
-__all__ += [
-    "DiskUse", "Pool", "PoolInfo", "PoolSpec", "PoolState", "VolumeInfo", "VolumeSpec", "block_resize",
-    "boot_order", "clone_domain_xml", "disk_users", "disk_xml", "list_pools", "pool_define", "pool_lookup",
-    "set_boot_order", "validate_volume_name", "define_xml",
-]
-__all__ += ["create_media_volume", "ensure_dir_pool", "looks_like_iso9660", "read_head"]

@@ -10,11 +10,14 @@ import ipaddress
 import socket
 import threading
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import libvirt
 
-from .domain import Domain
-from .errors import HypervisorError, InvalidRequest, OperationFailed, OperationInvalid, translate
+from .errors import DomainNotRunning, HypervisorError, InvalidRequest, OperationFailed, OperationInvalid, translate
+
+if TYPE_CHECKING:
+    from .domain import Domain
 
 
 class NoGraphics(HypervisorError):
@@ -42,8 +45,8 @@ def open_vnc_socket(dom: Domain, *, timeout: float = 5.0) -> socket.socket:
     Raises OperationInvalid when the domain does not run, NoGraphics when it has no display the portal can reach.
     """
     if not dom.state().is_active:
-        raise OperationInvalid(f"{dom.name} is not running.")
-    display = dom.vnc()
+        raise DomainNotRunning(f"{dom.name} is not running.")
+    display = dom.document().vnc_display()
     if display is None:
         raise NoGraphics(f"{dom.name} has no graphical display (VNC); use its text console if it has one.")
     if display.listen == "address" and display.port and _is_loopback(display.address):
@@ -81,8 +84,8 @@ class SerialConsole:
         self._closed = False
         conn = dom.conn
         if not dom.state().is_active:
-            raise OperationInvalid(f"{dom.name} is not running.")
-        if not dom.spec().serial_console:
+            raise DomainNotRunning(f"{dom.name} is not running.")
+        if not dom.document().has_serial_console:
             raise NoSerialConsole(f"{dom.name} has no serial console.")
         self._stream = conn.call(lambda c: c.newStream(libvirt.VIR_STREAM_NONBLOCK))
         try:

@@ -15,10 +15,12 @@ class HypervisorError(Exception):
 
     code = "hypervisor_error"
 
-    def __init__(self, detail: str, *, libvirt_code: int | None = None) -> None:
+    def __init__(self, detail: str, *, libvirt_code: int | None = None,
+                 fields: dict[str, list[str]] | None = None) -> None:
         super().__init__(detail)
         self.detail = detail
         self.libvirt_code = libvirt_code
+        self.fields: dict[str, list[str]] = fields or {}  # form field → messages, where the input had a field
 
 
 class HostUnavailable(HypervisorError):
@@ -55,6 +57,12 @@ class OperationInvalid(HypervisorError):
     """The object is in a state that does not allow this (start a running VM, for example)."""
 
     code = "operation_invalid"
+
+
+class DomainNotRunning(OperationInvalid):
+    """The action needs a running guest and this one is not running."""
+
+    code = "not_running"
 
 
 class AlreadyExists(HypervisorError):

@@ -1,10 +1,11 @@
 """What a host offers: its capabilities, read once when a host is registered or probed."""
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
+
 from dataclasses import dataclass
 
 from .registry import Connection
+from .xmlnode import parse_element
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,7 @@ def _version(number: int) -> str:
 
 
 def host_facts(conn: Connection) -> HostFacts:
-    caps = ET.fromstring(conn.call(lambda c: c.getCapabilities()))
+    caps = parse_element(conn.call(lambda c: c.getCapabilities()))
     arch = caps.findtext("host/cpu/arch", default="")
     types: list[str] = []
     for guest in caps.findall("guest"):

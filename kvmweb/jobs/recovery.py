@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from celery import current_app
 from celery.signals import worker_ready, worker_shutdown
 
 from .models import Job
@@ -20,10 +21,8 @@ def stale_web_seconds() -> int:
 
 
 def live_workers(timeout: float = 1.0) -> set[str]:
-    from kvmweb.celery import app
-
     try:
-        replies = app.control.ping(timeout=timeout) or []
+        replies = current_app.control.ping(timeout=timeout) or []
     except Exception:  # noqa: BLE001 - no broker: nobody is alive
         return set()
     return {name for reply in replies for name in reply}

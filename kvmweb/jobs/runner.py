@@ -1,9 +1,9 @@
-"""How a long piece of work becomes a Job-tracked Celery task. See /work/brief/JOBS-API.md (README: "Jobs").
+"""How a long piece of work becomes a Job-tracked Celery task.
 
-    @undo_step("storage.delete_volume")
+    @undo_step("storage.delete_volume")             # in the app's services (registry.py)
     def _delete_volume(params): ...                  # idempotent: may run again after a crash
 
-    @job_task("storage.clone")
+    @job_task("storage.clone")                       # in the app's tasks.py
     def clone(ctx: JobContext) -> dict | None:
         ctx.progress(10, "Copying...")
         ctx.undo("storage.delete_volume", f"delete volume {path}", path=path)   # persisted before the work
@@ -11,8 +11,9 @@
         ctx.check_cancelled()                         # raises JobCancelled when someone asked
         return {"path": path}                         # stored as job.result
 
-Whatever ``fn`` raises fails the job with a readable message, after the recorded undo steps ran in reverse
-(each logged). The undo steps are stored in the Job row, so a job whose worker died is undone when a worker starts.
+A service queues it by kind: ``job_create(kind="storage.clone", ...)``. Whatever ``fn`` raises fails the job with
+a readable message, after the recorded undo steps ran in reverse (each logged). The undo steps are stored in the
+Job row, so a job whose worker died is undone when a worker starts.
 """
 from __future__ import annotations
 
@@ -27,75 +28,18 @@ from kvmweb.core.errors import error_reply
 
 from . import services
 from .models import Job
+from .registry import task_name, undo_record, undo_step
+from .services import readable
+
+__all__ = ["JOB_TASKS", "JobCancelled", "JobContext", "execute", "job_task", "readable", "undo_record", "undo_step"]
 
 log = logging.getLogger(__name__)
 
-UndoFn = Callable[[dict[str, Any]], str | None]
-_UNDO_STEPS: dict[str, UndoFn] = {}
 JOB_TASKS: dict[str, Any] = {}
 
 
 class JobCancelled(Exception):
     """Raised by ``JobContext.check_cancelled`` when someone asked to cancel the job."""
-
-
-def undo_step(name: str) -> Callable[[UndoFn], UndoFn]:
-    """Register an undo handler ``fn(params) -> message | None``. It must be idempotent (may run twice)."""
-    def register(fn: UndoFn) -> UndoFn:
-        _UNDO_STEPS[name] = fn
-        return fn
-
-    return register
-
-
-def undo_record(step: str, description: str, /, **params: Any) -> dict[str, Any]:
-    """An undo step as stored in ``Job.cleanup`` (for services that pre-record steps in ``job_create``)."""
-    if step not in _UNDO_STEPS:
-        _load_undo_steps()
-    if step not in _UNDO_STEPS:
-        raise KeyError(f"unknown undo step {step!r}: register it with @undo_step")
-    return {"step": step, "description": description, "params": params}
-
-
-def _load_undo_steps() -> None:
-    """Undo handlers live in each app's ``tasks`` module (or modules it imports): make sure they are loaded."""
-    from django.utils.module_loading import autodiscover_modules
-
-    autodiscover_modules("tasks")
-
-
-def readable(exc: BaseException) -> str:
-    reply = error_reply(exc) if isinstance(exc, Exception) else None
-    if reply is not None:
-        return reply.detail
-    return f"Unexpected error ({type(exc).__name__}): {exc}"
-
-
-def run_cleanup(job_id: int) -> list[str]:
-    """Run the job's recorded undo steps, newest first; log each. Returns what was logged."""
-    with transaction.atomic():
-        job = Job.objects.select_for_update().filter(pk=job_id).first()
-        if job is None or not job.cleanup:
-            return []
-        steps = list(job.cleanup)
-        Job.objects.filter(pk=job_id).update(cleanup=[])
-    _load_undo_steps()
-    said: list[str] = []
-    for step in reversed(steps):
-        handler = _UNDO_STEPS.get(step.get("step", ""))
-        description = step.get("description") or step.get("step")
-        if handler is None:
-            message, level = f"Could not roll back ({description}): no handler for {step.get('step')!r}.", "error"
-        else:
-            try:
-                extra = handler(step.get("params") or {})
-                message, level = f"Rolled back: {description}" + (f" ({extra})" if extra else "") + ".", "warning"
-            except Exception as exc:  # noqa: BLE001 - keep undoing the rest
-                message, level = f"Could not roll back ({description}): {readable(exc)}", "error"
-                log.exception("undo step %s of job %s failed", step, job_id)
-        services.job_log(job_id=job_id, message=message, level=level)
-        said.append(message)
-    return said
 
 
 class JobContext:
@@ -141,9 +85,9 @@ class JobContext:
 
 
 def job_task(kind: str) -> Callable[[Callable[[JobContext], dict[str, Any] | None]], Any]:
-    """Make ``fn(ctx)`` the Celery task of jobs of type ``kind``; ``job_create(task=...)`` takes the result."""
+    """Make ``fn(ctx)`` the Celery task of jobs of type ``kind`` (``job_create(kind=...)`` queues it)."""
     def wrap(fn: Callable[[JobContext], dict[str, Any] | None]) -> Any:
-        @shared_task(name=f"kvmweb.job.{kind}", bind=True, acks_late=True, ignore_result=True)
+        @shared_task(name=task_name(kind), bind=True, acks_late=True, ignore_result=True)
         def task(self: Any, job_id: int) -> None:
             job = services.job_start(job_id=job_id, task_id=self.request.id or "",
                                      worker=self.request.hostname or "")
@@ -163,7 +107,7 @@ def _redelivered(job_id: int) -> None:
     """The message of a job already running came again: the process that ran it died (a prefork child killed,
     acks_late redelivered it). Undo and fail it rather than leave it running forever."""
     if Job.objects.filter(pk=job_id, state=Job.State.RUNNING).exists():
-        run_cleanup(job_id)
+        services.run_cleanup(job_id)
         services.job_fail(job_id=job_id, error="The worker process running this job died; it was stopped and undone.")
 
 
@@ -174,12 +118,12 @@ def execute(fn: Callable[[JobContext], dict[str, Any] | None], job: Job) -> None
         result = fn(ctx)
     except JobCancelled:
         ctx.log("Cancel requested: undoing what was done.", "warning")
-        run_cleanup(job.pk)
+        services.run_cleanup(job.pk)
         services.job_cancelled(job_id=job.pk)
     except Exception as exc:  # noqa: BLE001 - every failure ends the job with a readable error
         if error_reply(exc) is None:
             log.exception("job %s (%s) crashed", job.pk, job.kind)
-        run_cleanup(job.pk)
+        services.run_cleanup(job.pk)
         services.job_fail(job_id=job.pk, error=readable(exc))
     else:
         current = Job.objects.get(pk=job.pk).result

@@ -3,25 +3,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import QuerySet
 
+from kvmweb.access.permissions import Actor, jobs_visible_q
 from kvmweb.core.errors import NotFoundError, ValidationError
-from kvmweb.machines.selectors import is_staff
 
 from .models import Job
 
-Actor = AbstractBaseUser | AnonymousUser
 STATES = [s.value for s in Job.State]
 
 
 def job_queryset(actor: Actor) -> QuerySet[Job]:
-    jobs = Job.objects.select_related("actor", "host")
-    if is_staff(actor):
-        return jobs
-    if not getattr(actor, "is_authenticated", False):
-        return jobs.none()
-    return jobs.filter(actor=actor)
+    return Job.objects.select_related("actor", "host").filter(jobs_visible_q(actor))
 
 
 def parse_job_filters(params: Mapping[str, str]) -> dict[str, str]:

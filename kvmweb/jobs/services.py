@@ -10,18 +10,19 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import transaction
 from django.utils import timezone
 
+from celery import current_app
+from kvmweb.access.permissions import Actor, require_job
 from kvmweb.audit.services import audit_record
-from kvmweb.core.errors import ConflictError, NotFoundError, PermissionDeniedError
+from kvmweb.core.errors import ConflictError, PermissionDeniedError, error_reply
 from kvmweb.events.publish import publish
 from kvmweb.hosts.models import Host
 
 from .models import Job, JobLogLine
+from .registry import load_app_modules, task_name, undo_handler
 
-Actor = AbstractBaseUser | AnonymousUser
 log = logging.getLogger(__name__)
 
 
@@ -38,11 +39,12 @@ def _publish(job: Job, **extra: Any) -> None:
 
 
 def job_create(
-    *, actor: Actor | None, kind: str, title: str, task: Any, target_type: str = "", target: str = "",
+    *, actor: Actor | None, kind: str, title: str, target_type: str = "", target: str = "",
     host: Host | None = None, params: dict[str, Any] | None = None, cancellable: bool = True,
-    cleanup: list[dict[str, Any]] | None = None,
+    cleanup: list[dict[str, Any]] | None = None, queue: str | None = None,
 ) -> Job:
-    """Record a queued job and send ``task`` (a task made with ``@job_task``) when the transaction commits.
+    """Record a queued job and send its task (found by ``kind`` in Celery's registry, see ``registry.task_name``)
+    when the transaction commits; ``queue`` overrides the default queue.
 
     ``cleanup`` may pre-record undo steps for work the caller already did in this transaction (see runner).
     """
@@ -54,8 +56,14 @@ def job_create(
     JobLogLine.objects.create(job=job, message=f"Queued by {user.get_username() if user else 'the system'}.")
 
     def send() -> None:
+        if task_name(kind) not in current_app.tasks:
+            load_app_modules()  # a web process has not imported the app's tasks module that registers it
+        task = current_app.tasks.get(task_name(kind))
+        if task is None:
+            job_fail(job_id=job.pk, error=f"The job could not be queued: no task runs jobs of kind {kind!r}.")
+            return
         try:
-            result = task.apply_async(args=[job.pk])
+            result = task.apply_async(args=[job.pk], **({"queue": queue} if queue else {}))
         except Exception as exc:  # noqa: BLE001 - the broker is down: the job must not stay queued forever
             log.exception("could not queue job %s", job.pk)
             job_fail(job_id=job.pk, error=f"The job could not be queued (is Redis running?): {exc}")
@@ -167,10 +175,7 @@ def job_is_cancel_requested(job_id: int) -> bool:
 
 def job_cancel(*, actor: Actor, job: Job) -> Job:
     """Cancel a job: a queued one stops at once, a running one at its next check (see runner.JobContext)."""
-    from kvmweb.machines.selectors import is_staff
-
-    if not getattr(actor, "is_authenticated", False) or not (is_staff(actor) or job.actor_id == actor.pk):
-        raise NotFoundError("No such job.")
+    require_job(actor, job)
     if job.finished_state:
         raise ConflictError(f"Job #{job.pk} has already {job.state}.", code="job_finished")
     if not job.cancellable:
@@ -182,8 +187,6 @@ def job_cancel(*, actor: Actor, job: Job) -> Job:
     if job.state == Job.State.QUEUED or job.worker == WEB_WORKER:
         # Not started (nothing to undo but what the creating service recorded), or driven by web requests that
         # may never come again (an upload): undo and stop it now.
-        from .runner import run_cleanup
-
         run_cleanup(job.pk)
         started = job.state == Job.State.RUNNING
         job = job_cancelled(job_id=job.pk, message="Cancelled." if started else "Cancelled before it started.") or job
@@ -198,9 +201,7 @@ def _revoke(task_id: str) -> None:
     if not task_id:
         return
     try:
-        from kvmweb.celery import app
-
-        app.control.revoke(task_id)
+        current_app.control.revoke(task_id)
     except Exception:  # noqa: BLE001 - the runner skips a cancelled job anyway
         log.warning("could not revoke task %s", task_id, exc_info=True)
 
@@ -222,8 +223,6 @@ def jobs_fail_unfinished(*, worker: str | None = None, reason: str, alive_worker
     ``worker``: only jobs of that worker. ``alive_workers``: only jobs whose worker is NOT in that set.
     Queued jobs stay queued (their message is still in the broker) unless ``include_queued``.
     """
-    from .runner import run_cleanup
-
     states = [Job.State.RUNNING] + ([Job.State.QUEUED] if include_queued else [])
     jobs = Job.objects.filter(state__in=states).exclude(worker=WEB_WORKER)
     if worker is not None:
@@ -241,8 +240,6 @@ def jobs_fail_unfinished(*, worker: str | None = None, reason: str, alive_worker
 
 def jobs_fail_stale_web(*, older_than_seconds: int) -> list[int]:
     """Fail web-driven jobs (uploads) that have shown no sign of life for a while, after undoing them."""
-    from .runner import run_cleanup
-
     limit = timezone.now() - timedelta(seconds=older_than_seconds)
     failed = []
     for job in Job.objects.filter(state=Job.State.RUNNING, worker=WEB_WORKER, heartbeat__lt=limit):
@@ -250,3 +247,37 @@ def jobs_fail_stale_web(*, older_than_seconds: int) -> list[int]:
         if job_fail(job_id=job.pk, error=f"Nothing arrived for {older_than_seconds // 60} minutes: abandoned."):
             failed.append(job.pk)
     return failed
+
+
+def readable(exc: BaseException) -> str:
+    """The words a person reads for a failure: ours as they are, anything else named as unexpected."""
+    reply = error_reply(exc) if isinstance(exc, Exception) else None
+    if reply is not None:
+        return reply.detail
+    return f"Unexpected error ({type(exc).__name__}): {exc}"
+
+
+def run_cleanup(job_id: int) -> list[str]:
+    """Run the job's recorded undo steps, newest first; log each. Returns what was logged."""
+    with transaction.atomic():
+        job = Job.objects.select_for_update().filter(pk=job_id).first()
+        if job is None or not job.cleanup:
+            return []
+        steps = list(job.cleanup)
+        Job.objects.filter(pk=job_id).update(cleanup=[])
+    said: list[str] = []
+    for step in reversed(steps):
+        handler = undo_handler(step.get("step", ""))
+        description = step.get("description") or step.get("step")
+        if handler is None:
+            message, level = f"Could not roll back ({description}): no handler for {step.get('step')!r}.", "error"
+        else:
+            try:
+                extra = handler(step.get("params") or {})
+                message, level = f"Rolled back: {description}" + (f" ({extra})" if extra else "") + ".", "warning"
+            except Exception as exc:  # noqa: BLE001 - keep undoing the rest
+                message, level = f"Could not roll back ({description}): {readable(exc)}", "error"
+                log.exception("undo step %s of job %s failed", step, job_id)
+        job_log(job_id=job_id, message=message, level=level)
+        said.append(message)
+    return said

@@ -10,6 +10,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from kvmweb.core.errors import ServiceError
+from kvmweb.core.views import run_service
 
 from . import services
 from .models import Job
@@ -45,9 +46,6 @@ def job_detail_view(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def job_cancel_view(request: HttpRequest, pk: int) -> HttpResponse:
     job = job_get(actor=request.user, pk=pk)
-    try:
-        job = services.job_cancel(actor=request.user, job=job)
-        messages.success(request, f"Job #{job.pk}: cancel requested.")
-    except ServiceError as exc:
-        messages.error(request, exc.detail)
+    run_service(request, lambda: services.job_cancel(actor=request.user, job=job),
+                success=f"Job #{job.pk}: cancel requested.")
     return redirect("jobs:detail", pk=job.pk)

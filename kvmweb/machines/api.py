@@ -1,8 +1,7 @@
-"""REST API for VMs: thin, every change goes through the same services as the pages."""
+"""REST API for VMs: thin, every change goes through the same services as the pages (and says the same words)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.pagination import LimitOffsetPagination
@@ -11,10 +10,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from kvmweb.core.errors import ValidationError
-from kvmweb.hypervisor import DomainState
 
 from . import services
-from .selectors import vm_detail, vm_domain, vm_get, vm_list, vm_rows_sized
+from .selectors import vm_detail, vm_get, vm_list
 from .serializers import (
     ActionResultSerializer,
     AutostartSerializer,
@@ -22,20 +20,7 @@ from .serializers import (
     VmDetailSerializer,
     VmSummarySerializer,
 )
-
-STATES = [s.slug for s in DomainState]
-
-
-def parse_filters(params: Any) -> dict[str, Any]:
-    """name/state/host query filters, validated (shared by the page and the API)."""
-    state = params.get("state", "") or ""
-    if state and state not in STATES:
-        raise ValidationError(f"Unknown state {state!r}; use one of {', '.join(STATES)}.",
-                              fields={"state": [f"one of {', '.join(STATES)}"]})
-    host = params.get("host", "") or ""
-    if host and not str(host).isdigit():
-        raise ValidationError("host must be a host id.", fields={"host": ["a host id"]})
-    return {"name": params.get("name", "") or "", "state": state, "host_id": int(host) if host else None}
+from .forms import STATES, parse_filters
 
 
 class VmListApi(APIView):
@@ -50,12 +35,16 @@ class VmListApi(APIView):
         summary="List VMs (virsh list --all)",
     )
     def get(self, request: Request) -> Response:
-        result = vm_list(actor=request.user, sizes=False, **parse_filters(request.query_params))
+        filters = parse_filters(request.query_params)
         paginator = LimitOffsetPagination()
-        page = vm_rows_sized(paginator.paginate_queryset(result.rows, request, view=self) or [])
-        unavailable = [{"host": h.name, "detail": d} for h, d in result.unavailable]
-        response = paginator.get_paginated_response([VmSummarySerializer.from_row(r) for r in page])
-        response.data["unavailable_hosts"] = unavailable
+        paginator.request = request
+        paginator.limit = paginator.get_limit(request)
+        paginator.offset = paginator.get_offset(request)
+        result = vm_list(actor=request.user, offset=paginator.offset, limit=paginator.limit, **filters)  # type: ignore[arg-type]
+        services.vm_records_sync(result.drift)
+        paginator.count = result.total
+        response = paginator.get_paginated_response([VmSummarySerializer.from_row(r) for r in result.rows])
+        response.data["unavailable_hosts"] = [{"host": h.name, "detail": d} for h, d in result.unavailable]
         return response
 
 
@@ -75,28 +64,25 @@ class VmDetailApi(APIView):
             raise ValidationError("delete_volumes must be true or false.")
         vm = vm_get(actor=request.user, uuid=uuid)
         result = services.vm_delete(actor=request.user, vm=vm, delete_volumes=flag in ("true", "1", "yes"))
-        return Response(vars(result))
+        return Response({"detail": result.message, "deleted_volumes": result.deleted_volumes, "kept": result.kept,
+                         "failed": result.failed})
 
 
-def _action(fn: Callable[..., None], summary: str, done: str) -> type[APIView]:
+def _action(fn: Callable[..., services.VmActionResult], summary: str) -> type[APIView]:
     class ActionApi(APIView):
         @extend_schema(request=None, responses=ActionResultSerializer, summary=summary)
         def post(self, request: Request, uuid: str) -> Response:
-            vm = vm_get(actor=request.user, uuid=uuid)
-            fn(actor=request.user, vm=vm)
-            return Response({"detail": done.format(name=vm.name), "state": vm_domain(vm).state().slug})
+            result = fn(actor=request.user, vm=vm_get(actor=request.user, uuid=uuid))
+            return Response({"detail": result.message, "state": result.state.slug})
 
     ActionApi.__name__ = f"Vm{fn.__name__.title().replace('_', '')}Api"
     return ActionApi
 
 
-VmStartApi = _action(services.vm_start, "Start (virsh start)", "{name} started.")
-VmShutdownApi = _action(
-    services.vm_shutdown, "Graceful shutdown (virsh shutdown)",
-    "Shutdown requested: {name} powers off when its operating system agrees.",
-)
-VmRebootApi = _action(services.vm_reboot, "Reboot (virsh reboot)", "Reboot requested for {name}.")
-VmForceOffApi = _action(services.vm_force_off, "Force off (virsh destroy)", "{name} forced off.")
+VmStartApi = _action(services.vm_start, "Start (virsh start)")
+VmShutdownApi = _action(services.vm_shutdown, "Graceful shutdown (virsh shutdown)")
+VmRebootApi = _action(services.vm_reboot, "Reboot (virsh reboot)")
+VmForceOffApi = _action(services.vm_force_off, "Force off (virsh destroy)")
 
 
 class VmAutostartApi(APIView):
@@ -106,9 +92,5 @@ class VmAutostartApi(APIView):
         body = AutostartSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         vm = vm_get(actor=request.user, uuid=uuid)
-        enabled = body.validated_data["enabled"]
-        services.vm_set_autostart(actor=request.user, vm=vm, enabled=enabled)
-        return Response({"detail": f"Autostart {'on' if enabled else 'off'} for {vm.name}.",
-                         "state": vm_domain(vm).state().slug})
-
-
+        result = services.vm_set_autostart(actor=request.user, vm=vm, enabled=body.validated_data["enabled"])
+        return Response({"detail": result.message, "state": result.state.slug})

@@ -1,9 +1,8 @@
 from django.urls import path
 
-from . import api, create_api
+from . import api
 
 urlpatterns = [
-    path("vms/", create_api.VmListCreateApi.as_view(), name="vm-list"),  # GET list, POST create
     path("vms/<uuid:uuid>/", api.VmDetailApi.as_view(), name="vm-detail"),
     path("vms/<uuid:uuid>/start/", api.VmStartApi.as_view(), name="vm-start"),
     path("vms/<uuid:uuid>/shutdown/", api.VmShutdownApi.as_view(), name="vm-shutdown"),

@@ -5,3 +5,6 @@ class MachinesConfig(AppConfig):
     name = "kvmweb.machines"
     label = "machines"
     verbose_name = "Virtual machines"
+
+    def ready(self) -> None:
+        from . import selectors  # noqa: F401 - registers this app's quota usage provider

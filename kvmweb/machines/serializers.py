@@ -22,12 +22,11 @@ class VmSummarySerializer(serializers.Serializer):
 
     @staticmethod
     def from_row(row: VmRow) -> dict[str, Any]:
-        s = row.summary
         return {
-            "uuid": s.uuid, "name": s.name, "id": s.id, "state": s.state.slug, "state_label": s.state.label,
-            "vcpus": s.vcpus, "memory_kib": s.memory_kib, "max_memory_kib": s.max_memory_kib,
+            "uuid": row.uuid, "name": row.name, "id": row.id, "state": row.state.slug, "state_label": row.state.label,
+            "vcpus": row.vcpus, "memory_kib": row.memory_kib, "max_memory_kib": row.max_memory_kib,
             "host": row.host.name, "owner": row.owner_name,
-            "url": f"/api/v1/vms/{s.uuid}/",
+            "url": f"/api/v1/vms/{row.uuid}/",
         }
 
 
@@ -36,6 +35,8 @@ class BlockDeviceSerializer(serializers.Serializer):
     source = serializers.CharField(allow_null=True)
     device = serializers.CharField()
     type = serializers.CharField()
+    bus = serializers.CharField()
+    format = serializers.CharField(allow_null=True)
 
 
 class VmDetailSerializer(serializers.Serializer):
@@ -74,7 +75,8 @@ class VmDetailSerializer(serializers.Serializer):
             "security_doi": i.security_doi, "host": detail.record.host.name,
             "owner": detail.record.owner.get_username() if detail.record.owner else None,
             "notes": detail.record.notes,
-            "block_devices": [vars(b) for b in detail.block_devices],
+            "block_devices": [{"target": b.target, "source": b.source, "device": b.device, "type": b.type,
+                               "bus": b.bus, "format": b.format} for b in detail.disks],
             "vnc_display": detail.vnc.display if detail.vnc else None,
             "vnc_listen": detail.vnc.listen if detail.vnc else None,
         }
@@ -85,6 +87,7 @@ class AutostartSerializer(serializers.Serializer):
 
 
 class DeleteResultSerializer(serializers.Serializer):
+    detail = serializers.CharField()
     deleted_volumes = serializers.ListField(child=serializers.CharField())
     kept = serializers.ListField(child=serializers.CharField())
     failed = serializers.ListField(child=serializers.CharField())

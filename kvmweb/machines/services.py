@@ -1,105 +1,134 @@
-"""Every change to a virtual machine: permission check, validation, the libvirt call, an audit row."""
+"""Every change to a virtual machine: permission check, validation, the libvirt call, an audit row.
+
+Each service returns a result that carries the words the person sees (``result.message``): the page shows them as
+a message and the API as ``detail``, so both say the same thing.
+"""
 from __future__ import annotations
 
+import uuid as uuid_mod
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AbstractBaseUser
 
 from kvmweb import hypervisor as hv
+from kvmweb.access.permissions import Actor, VmAction, may_create_for, require_login, require_vm
 from kvmweb.audit.services import audited
 from kvmweb.core.errors import ConflictError, NotFoundError, PermissionDeniedError
 from kvmweb.hosts.models import Host
 from kvmweb.hosts.services import host_connection
+from kvmweb.jobs.registry import undo_step
 
 from .models import VirtualMachine
-from .selectors import can_see, is_staff, vm_domain
-
-Actor = AbstractBaseUser | AnonymousUser
-
-
-def _check(actor: Actor, vm: VirtualMachine) -> None:
-    if not getattr(actor, "is_authenticated", False) or not can_see(actor, vm):
-        raise NotFoundError("No such virtual machine.")
+from .handles import vm_handle
+from .selectors import RecordsDrift
 
 
-def _audit(actor: Actor, action: str, vm: VirtualMachine):  # type: ignore[no-untyped-def]
+def vm_domain(vm: VirtualMachine) -> hv.Domain:
+    """The libvirt handle of a record. A domain deleted outside the portal drops its record and is a 404."""
+    try:
+        return vm_handle(vm)
+    except NotFoundError:
+        VirtualMachine.objects.filter(pk=vm.pk).delete()
+        raise
+
+
+def vm_checked(actor: Actor, vm: VirtualMachine, action: VmAction) -> hv.Domain:
+    """The permission check every VM service starts with, then the VM's handle."""
+    require_login(actor)
+    require_vm(actor, vm, action)
+    return vm_domain(vm)
+
+
+def vm_audited(actor: Actor, action: str, vm: VirtualMachine):  # type: ignore[no-untyped-def]
     return audited(actor=actor, action=action, target_type="vm", target=f"{vm.name} {vm.uuid}", host=vm.host.uri)
 
 
-def vm_start(*, actor: Actor, vm: VirtualMachine) -> None:
-    _check(actor, vm)
-    with _audit(actor, "vm.start", vm):
-        dom = vm_domain(vm)
-        if dom.state().is_active:
-            raise ConflictError(f"{vm.name} is already running.", code="already_running")
-        dom.start()
+@dataclass(frozen=True)
+class VmActionResult:
+    message: str
+    state: hv.DomainState
 
 
-def vm_shutdown(*, actor: Actor, vm: VirtualMachine) -> None:
+def _power(actor: Actor, vm: VirtualMachine, action: str, *, must_run: bool, refusal: str, code: str,
+           verb: str, done: str) -> VmActionResult:
+    dom = vm_checked(actor, vm, VmAction.OPERATE)
+    with vm_audited(actor, action, vm):
+        if dom.state().is_active != must_run:
+            raise ConflictError(refusal.format(name=vm.name), code=code)
+        getattr(dom, verb)()
+    return VmActionResult(message=done.format(name=vm.name), state=dom.state())
+
+
+def vm_start(*, actor: Actor, vm: VirtualMachine) -> VmActionResult:
+    return _power(actor, vm, "vm.start", must_run=False, refusal="{name} is already running.",
+                  code="already_running", verb="start", done="{name} started.")
+
+
+def vm_shutdown(*, actor: Actor, vm: VirtualMachine) -> VmActionResult:
     """Ask the guest to shut down (ACPI). The guest must cooperate; the state changes when it has."""
-    _check(actor, vm)
-    with _audit(actor, "vm.shutdown", vm):
-        dom = vm_domain(vm)
-        if not dom.state().is_active:
-            raise ConflictError(f"{vm.name} is not running.", code="not_running")
-        dom.shutdown()
+    return _power(actor, vm, "vm.shutdown", must_run=True, refusal="{name} is not running.", code="not_running",
+                  verb="shutdown",
+                  done="Shutdown requested: {name} powers off when its operating system agrees.")
 
 
-def vm_reboot(*, actor: Actor, vm: VirtualMachine) -> None:
-    _check(actor, vm)
-    with _audit(actor, "vm.reboot", vm):
-        dom = vm_domain(vm)
-        if not dom.state().is_active:
-            raise ConflictError(f"{vm.name} is not running.", code="not_running")
-        dom.reboot()
+def vm_reboot(*, actor: Actor, vm: VirtualMachine) -> VmActionResult:
+    return _power(actor, vm, "vm.reboot", must_run=True, refusal="{name} is not running.", code="not_running",
+                  verb="reboot", done="Reboot requested for {name}.")
 
 
-def vm_force_off(*, actor: Actor, vm: VirtualMachine) -> None:
+def vm_force_off(*, actor: Actor, vm: VirtualMachine) -> VmActionResult:
     """Pull the plug (``virsh destroy``): the guest gets no chance to save anything."""
-    _check(actor, vm)
-    with _audit(actor, "vm.force_off", vm):
-        dom = vm_domain(vm)
-        if not dom.state().is_active:
-            raise ConflictError(f"{vm.name} is already shut off.", code="not_running")
-        dom.destroy()
+    return _power(actor, vm, "vm.force_off", must_run=True, refusal="{name} is already shut off.",
+                  code="not_running", verb="destroy", done="{name} was forced off.")
 
 
-def vm_set_autostart(*, actor: Actor, vm: VirtualMachine, enabled: bool) -> None:
-    _check(actor, vm)
-    with _audit(actor, "vm.autostart_on" if enabled else "vm.autostart_off", vm):
-        vm_domain(vm).set_autostart(enabled)
+def vm_set_autostart(*, actor: Actor, vm: VirtualMachine, enabled: bool) -> VmActionResult:
+    dom = vm_checked(actor, vm, VmAction.OPERATE)
+    with vm_audited(actor, "vm.autostart_on" if enabled else "vm.autostart_off", vm):
+        dom.set_autostart(enabled)
+    return VmActionResult(message=f"Autostart is {'on' if enabled else 'off'} for {vm.name}.", state=dom.state())
 
 
 @dataclass
 class DeleteResult:
+    name: str
     deleted_volumes: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)  # disk files left in place, with the reason
     failed: list[str] = field(default_factory=list)  # volumes libvirt refused to delete, with its reason
+
+    @property
+    def message(self) -> str:
+        text = f"{self.name} was deleted."
+        if self.deleted_volumes:
+            text += " Deleted volumes: " + ", ".join(self.deleted_volumes) + "."
+        if self.kept:
+            text += " Kept: " + ", ".join(self.kept) + "."
+        return text
 
 
 def vm_delete(*, actor: Actor, vm: VirtualMachine, delete_volumes: bool = False) -> DeleteResult:
     """Undefine a shut-off VM (with its NVRAM, managed-save image and snapshot metadata), and optionally the
     storage volumes of its writable disks. Shared and read-only media (ISOs) are never deleted."""
-    _check(actor, vm)
-    result = DeleteResult()
-    with _audit(actor, "vm.delete_with_volumes" if delete_volumes else "vm.delete", vm) as notes:
-        dom = vm_domain(vm)
+    dom = vm_checked(actor, vm, VmAction.DELETE)
+    result = DeleteResult(name=vm.name)
+    with vm_audited(actor, "vm.delete_with_volumes" if delete_volumes else "vm.delete", vm) as notes:
         if dom.state().is_active:
-            raise ConflictError(
-                f"{vm.name} is running: force it off first, then delete it.", code="vm_running",
-            )
+            raise ConflictError(f"{vm.name} is running: force it off first, then delete it.", code="vm_running")
         conn = host_connection(vm.host)
         volumes: list[hv.Volume] = []
         if delete_volumes:
-            for disk in dom.spec(inactive=True).disks:
-                if disk.device != "disk" or not disk.source:
+            for disk in dom.definition().disks:
+                info = disk.info()
+                if info.device != "disk" or not info.source:
                     continue
-                if disk.readonly or disk.shared_media:
-                    result.kept.append(f"{disk.source} (read-only or shared)")
+                if info.readonly or info.shared_media:
+                    result.kept.append(f"{info.source} (read-only or shared)")
                     continue
-                volume = hv.volume_for_path(conn, disk.source)
+                volume = hv.volume_by_path(conn, info.source)
                 if volume is None:
-                    result.kept.append(f"{disk.source} (not in a storage pool)")
+                    result.kept.append(f"{info.source} (not in a storage pool)")
                 else:
                     volumes.append(volume)
         dom.undefine()
@@ -116,28 +145,90 @@ def vm_delete(*, actor: Actor, vm: VirtualMachine, delete_volumes: bool = False)
     return result
 
 
-def vm_define(
-    *, actor: Actor, host: Host, spec: hv.DomainSpec, owner: AbstractBaseUser | None = None,
-) -> VirtualMachine:
-    """Define a domain from a typed spec and record who owns it (the actor, unless staff name another owner)."""
-    if not getattr(actor, "is_authenticated", False):
-        raise PermissionDeniedError("Log in first.")
-    if owner is not None and owner != actor and not is_staff(actor):
+def vm_record_claim(*, host: Host, uuid: str, name: str, owner_id: int | None) -> VirtualMachine:
+    """The record of a domain just defined by the portal, owned by ``owner_id``. Race-free against
+    :func:`vm_records_sync`: if a list read meanwhile saw the new domain and recorded it unowned, this claims
+    that record instead of failing on the duplicate (a new domain's UUID is fresh, so any record of it is ours)."""
+    key = uuid_mod.UUID(uuid)
+    VirtualMachine.objects.bulk_create([VirtualMachine(host=host, uuid=key, name=name, owner_id=owner_id)],
+                                       ignore_conflicts=True)
+    VirtualMachine.objects.filter(uuid=key, owner__isnull=True).update(owner_id=owner_id, host=host, name=name)
+    record: VirtualMachine = VirtualMachine.objects.select_related("host", "owner").get(uuid=key)
+    return record
+
+
+def vm_define(*, actor: Actor, host: Host, doc: hv.DomainDocument,
+              owner: AbstractBaseUser | None = None) -> VirtualMachine:
+    """Define a domain from a document and record who owns it (the actor, unless staff name another owner)."""
+    require_login(actor)
+    if not may_create_for(actor, owner):
         raise PermissionDeniedError("Only staff can create virtual machines for someone else.")
-    spec.validate()
+    doc.validate()
     conn = host_connection(host)
-    with audited(actor=actor, action="vm.define", target_type="vm", target=spec.name, host=host.uri):
+    with audited(actor=actor, action="vm.define", target_type="vm", target=doc.name or "", host=host.uri):
+        if hv.domain_exists(conn, doc.name or ""):
+            raise ConflictError(f"A virtual machine named {doc.name} already exists on {host}.", code="name_taken")
+        dom = hv.domain_define(conn, doc)
         try:
-            hv.lookup_by_name(conn, spec.name)
-        except hv.DomainNotFound:
-            pass
-        else:
-            raise ConflictError(f"A virtual machine named {spec.name} already exists on {host}.", code="name_taken")
-        dom = hv.define(conn, spec)
-        try:
-            return VirtualMachine.objects.create(
-                host=host, uuid=dom.uuid, name=dom.name, owner=owner or actor,  # type: ignore[misc]
-            )
+            return vm_record_claim(host=host, uuid=dom.uuid, name=dom.name, owner_id=(owner or actor).pk)
         except Exception:
             dom.undefine()
             raise
+
+
+def vm_records_sync(drifts: Iterable[RecordsDrift]) -> None:
+    """Make the records match libvirt after a list read saw them differ: domains defined outside the portal get
+    an unowned record, records of domains deleted outside it go, renames are followed.
+
+    Safe against a concurrent ``vm_define``: new records are inserted with "ignore conflicts" (an owner's record
+    written first wins, and ``vm_record_claim`` takes over an unowned one), and a record is deleted only when libvirt
+    says its domain is gone now (one lookup per stale record)."""
+    for drift in drifts:
+        if drift.missing:
+            VirtualMachine.objects.bulk_create(
+                [VirtualMachine(host=drift.host, uuid=uuid_mod.UUID(u), name=n) for u, n in drift.missing],
+                ignore_conflicts=True)
+        if drift.stale:
+            conn = host_connection(drift.host)
+            gone = [uuid_mod.UUID(u) for u in drift.stale if not _domain_exists(conn, u)]
+            if gone:
+                VirtualMachine.objects.filter(host=drift.host, uuid__in=gone).delete()
+        for uuid, name in drift.renamed:
+            VirtualMachine.objects.filter(host=drift.host, uuid=uuid_mod.UUID(uuid)).update(name=name)
+
+
+def vm_record_forget(*, host: Host, uuid: str) -> None:
+    """A domain's undefine event: drop its record, unless the domain is back (redefined with the same UUID)."""
+    if not _domain_exists(host_connection(host), uuid):
+        VirtualMachine.objects.filter(host=host, uuid=uuid_mod.UUID(uuid)).delete()
+
+
+def vm_record_seen(*, host: Host, uuid: str, name: str) -> None:
+    """A domain's define event: make sure it has a record (unowned when the portal did not define it)."""
+    VirtualMachine.objects.bulk_create([VirtualMachine(host=host, uuid=uuid_mod.UUID(uuid), name=name)],
+                                       ignore_conflicts=True)
+    VirtualMachine.objects.filter(host=host, uuid=uuid_mod.UUID(uuid)).exclude(name=name).update(name=name)
+
+
+def _domain_exists(conn: hv.Connection, uuid: str) -> bool:
+    try:
+        hv.domain_lookup(conn, uuid)
+    except hv.DomainNotFound:
+        return False
+    return True
+
+
+@undo_step("machines.undefine")
+def _undo_define(params: dict[str, Any]) -> str | None:
+    """Undo a domain the portal defined (a new VM, a clone): force it off if it runs, undefine it, drop its record."""
+    conn = hv.registry.connection(params["uri"])
+    try:
+        dom = hv.domain_lookup(conn, params["uuid"])
+    except hv.DomainNotFound:
+        VirtualMachine.objects.filter(uuid=params["uuid"]).delete()
+        return "it was already gone"
+    if dom.state().is_active:
+        dom.destroy()
+    dom.undefine()
+    VirtualMachine.objects.filter(uuid=params["uuid"]).delete()
+    return None

@@ -1,12 +1,11 @@
 from django.urls import path
 
-from . import create_views, views
+from . import views
 
 app_name = "machines"
 
 urlpatterns = [
     path("", views.vm_list_view, name="list"),
-    path("new/", create_views.vm_create_view, name="create"),
     path("<uuid:uuid>/", views.vm_detail_view, name="detail"),
     path("<uuid:uuid>/delete/", views.vm_delete_view, name="delete"),
     *[

@@ -13,14 +13,23 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from kvmweb.accounts.selectors import quota_summary
-from kvmweb.core.errors import ServiceError, error_reply
+from kvmweb.core.errors import ServiceError
+from kvmweb.core.views import run_service
 from kvmweb.hosts.selectors import host_queryset
-from kvmweb.hypervisor import DomainState, HypervisorError
+from kvmweb.hypervisor import DomainState
 
 from . import services
-from .api import parse_filters
-from .forms import DeleteForm
-from .selectors import vm_detail, vm_get, vm_list, vm_rows_sized
+from .forms import DeleteForm, parse_filters
+from .selectors import VmList, vm_detail, vm_get, vm_list
+
+def vm_list_page(*, actor: object, filters: dict[str, object], page: str | None, size: int) -> tuple[VmList, object]:
+    """One page of the list (the last one when ``page`` is past the end) and its paginator page."""
+    number = int(page) if page and page.isdigit() and int(page) > 0 else 1
+    result = vm_list(actor=actor, offset=(number - 1) * size, limit=size, **filters)  # type: ignore[arg-type]
+    pager = Paginator(range(result.total), size).get_page(number)
+    if pager.number != number:  # asked past the end: show the last page
+        result = vm_list(actor=actor, offset=(pager.number - 1) * size, limit=size, **filters)  # type: ignore[arg-type]
+    return result, pager
 
 
 @login_required
@@ -31,13 +40,13 @@ def vm_list_view(request: HttpRequest) -> HttpResponse:
     except ServiceError as exc:
         messages.error(request, exc.detail)
         filters = {"name": "", "state": "", "host_id": None}
-    result = vm_list(actor=request.user, sizes=False, **filters)
-    page = Paginator(result.rows, settings.KVMWEB_PAGE_SIZE).get_page(request.GET.get("page"))
-    page.object_list = vm_rows_sized(list(page.object_list))
+    result, pager = vm_list_page(actor=request.user, filters=filters, page=request.GET.get("page"),
+                                 size=settings.KVMWEB_PAGE_SIZE)
+    services.vm_records_sync(result.drift)
     query = request.GET.copy()
     query.pop("page", None)
     context = {
-        "page": page, "result": result, "filters": filters, "states": list(DomainState),
+        "rows": result.rows, "pager": pager, "result": result, "filters": filters, "states": list(DomainState),
         "hosts": host_queryset(), "query": query.urlencode(),
     }
     if request.headers.get("HX-Request"):
@@ -53,34 +62,22 @@ def vm_detail_view(request: HttpRequest, uuid: str) -> HttpResponse:
     return render(request, "machines/detail.html", {"d": detail, "info": detail.info, "vm": detail.record})
 
 
-_ACTIONS: dict[str, tuple[Callable[..., None], str]] = {
-    "start": (services.vm_start, "{name} is starting."),
-    "shutdown": (services.vm_shutdown, "Shutdown requested: {name} powers off when its operating system agrees."),
-    "reboot": (services.vm_reboot, "Reboot requested for {name}."),
-    "force-off": (services.vm_force_off, "{name} was forced off."),
-    "autostart-on": (lambda **kw: services.vm_set_autostart(enabled=True, **kw), "Autostart is on for {name}."),
-    "autostart-off": (lambda **kw: services.vm_set_autostart(enabled=False, **kw), "Autostart is off for {name}."),
+_ACTIONS: dict[str, Callable[..., services.VmActionResult]] = {
+    "start": services.vm_start,
+    "shutdown": services.vm_shutdown,
+    "reboot": services.vm_reboot,
+    "force-off": services.vm_force_off,
+    "autostart-on": lambda **kw: services.vm_set_autostart(enabled=True, **kw),
+    "autostart-off": lambda **kw: services.vm_set_autostart(enabled=False, **kw),
 }
 ACTION_NAMES = tuple(_ACTIONS)
-
-
-def _fail(request: HttpRequest, exc: Exception) -> None:
-    reply = error_reply(exc)
-    if reply is None:
-        raise exc
-    messages.error(request, reply.detail)
 
 
 @login_required
 @require_POST
 def vm_action_view(request: HttpRequest, uuid: str, action: str) -> HttpResponse:
     vm = vm_get(actor=request.user, uuid=uuid)
-    fn, done = _ACTIONS[action]
-    try:
-        fn(actor=request.user, vm=vm)
-        messages.success(request, done.format(name=vm.name))
-    except (ServiceError, HypervisorError) as exc:
-        _fail(request, exc)
+    run_service(request, lambda: _ACTIONS[action](actor=request.user, vm=vm))
     return redirect("machines:detail", uuid=vm.uuid)
 
 
@@ -91,17 +88,9 @@ def vm_delete_view(request: HttpRequest, uuid: str) -> HttpResponse:
     vm = detail.record
     form = DeleteForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        try:
-            result = services.vm_delete(actor=request.user, vm=vm, delete_volumes=form.cleaned_data["delete_volumes"])
-        except (ServiceError, HypervisorError) as exc:
-            _fail(request, exc)
-        else:
-            text = f"{vm.name} was deleted."
-            if result.deleted_volumes:
-                text += " Deleted volumes: " + ", ".join(result.deleted_volumes) + "."
-            if result.kept:
-                text += " Kept: " + ", ".join(result.kept) + "."
-            messages.success(request, text)
+        result = run_service(request, lambda: services.vm_delete(
+            actor=request.user, vm=vm, delete_volumes=form.cleaned_data["delete_volumes"]))
+        if result is not None:
             for failure in result.failed:
                 messages.warning(request, f"Could not delete {failure}")
             return redirect(reverse("machines:list"))

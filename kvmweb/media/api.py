@@ -13,7 +13,7 @@ from kvmweb.core.api import byte_offset, piece_length, request_chunks
 from kvmweb.core.errors import PermissionDeniedError, ValidationError
 from kvmweb.hosts.selectors import host_get
 from kvmweb.jobs.serializers import JobSerializer
-from kvmweb.machines.selectors import is_staff
+from kvmweb.access.permissions import is_staff
 
 from . import services
 from .selectors import iso_get, iso_list

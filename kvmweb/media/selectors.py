@@ -2,23 +2,21 @@
 and staff."""
 from __future__ import annotations
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Q, QuerySet
 
 from kvmweb import hypervisor as hv
 from kvmweb.core.errors import NotFoundError
 from kvmweb.hosts.models import Host
 from kvmweb.hosts.services import host_connection
-from kvmweb.machines.selectors import is_staff
+from kvmweb.access.permissions import Actor, is_authenticated, is_staff
 
 from .models import IsoImage
 
-Actor = AbstractBaseUser | AnonymousUser
 
 
 def iso_queryset(actor: Actor) -> QuerySet[IsoImage]:
     isos = IsoImage.objects.select_related("host", "added_by")
-    if not getattr(actor, "is_authenticated", False):
+    if not is_authenticated(actor):
         return isos.none()
     if is_staff(actor):
         return isos
@@ -48,7 +46,7 @@ def iso_get(*, actor: Actor, pk: int | str) -> IsoImage:
 def iso_users(host: Host) -> dict[str, list[str]]:
     """path → names of the domains that have it in a drive (one listing of the host's domain disks)."""
     try:
-        users = hv.disk_users(host_connection(host))
+        users = hv.domain_disk_users(host_connection(host))
     except hv.HypervisorError:
         return {}
     return {path: sorted({u.domain_name for u in uses}) for path, uses in users.items()}

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 
@@ -32,13 +31,12 @@ from kvmweb.hosts.services import host_connection
 from kvmweb.jobs.models import Job
 from kvmweb.jobs.runner import JobContext, undo_record
 from kvmweb.jobs.services import job_cancel, job_cancelled, job_create, job_open, job_progress, job_succeed
-from kvmweb.machines.selectors import is_staff
-from kvmweb.storage.sizes import human
+from kvmweb.access.permissions import Actor, actor_id, is_authenticated, is_staff
 
 from .models import IsoImage
 from .selectors import iso_users
 
-Actor = AbstractBaseUser | AnonymousUser
+human = hv.human
 MAX_ISO_BYTES = 64 * 1024**4  # 64 TiB: anything above is a typo
 UPLOAD, IMPORT = "iso.upload", "iso.import"  # the library's job types
 IMPORT_MODES = ("register", "copy")
@@ -51,11 +49,11 @@ def _audit(actor: Actor, action: str, host: Host, target: str):  # type: ignore[
 
 
 def can_upload(actor: Actor) -> bool:
-    return is_staff(actor) or (getattr(actor, "is_authenticated", False) and settings.KVMWEB_ISO_UPLOAD_BY_USERS)
+    return is_staff(actor) or (is_authenticated(actor) and settings.KVMWEB_ISO_UPLOAD_BY_USERS)
 
 
 def can_change(actor: Actor, iso: IsoImage) -> bool:
-    return is_staff(actor) or (getattr(actor, "is_authenticated", False) and iso.added_by_id == actor.pk)
+    return is_staff(actor) or (is_authenticated(actor) and iso.added_by_id == actor_id(actor))
 
 
 def _may_change(actor: Actor, iso: IsoImage) -> None:
@@ -67,7 +65,7 @@ def _may_change(actor: Actor, iso: IsoImage) -> None:
 
 def iso_pool(host: Host) -> hv.Pool:
     """The portal's ISO pool on ``host``, created (folder, pool, autostart) the first time it is needed."""
-    return hv.ensure_dir_pool(host_connection(host), settings.KVMWEB_ISO_POOL, settings.KVMWEB_ISO_DIR)
+    return hv.pool_ensure(host_connection(host), settings.KVMWEB_ISO_POOL, settings.KVMWEB_ISO_DIR)
 
 
 def upload_file_name(name: str) -> str:
@@ -99,7 +97,7 @@ def iso_upload_begin(*, actor: Actor, host: Host, name: str, size: int) -> IsoIm
     with _audit(actor, "iso.upload", host, name):
         pool = iso_pool(host)
         check_room(host, pool, name, size, field="size")
-        volume = hv.create_media_volume(pool, name, size)
+        volume = pool.create_media_volume(name, size)
         try:
             with transaction.atomic():
                 iso = IsoImage.objects.create(host=host, name=name, path=volume.path, pool=pool.name, size=size,
@@ -191,7 +189,7 @@ class HostFile:
 
 def _file_chunks(path: str) -> Iterator[bytes]:
     with open(path, "rb") as src:
-        while data := src.read(hv.storage.STREAM_CHUNK):
+        while data := src.read(hv.STREAM_CHUNK):
             yield data
 
 
@@ -204,7 +202,7 @@ def clean_host_path(path: str) -> str:
 
 def host_file(host: Host, path: str) -> HostFile:
     """The file ``path`` on ``host`` (a clear 400 when there is none)."""
-    volume = hv.volume_for_path(host_connection(host), path)
+    volume = hv.volume_by_path(host_connection(host), path)
     if volume is not None:
         spec = volume.spec()
         return HostFile(path=path, size=spec.physical or spec.capacity, pool=volume.pool_name(), volume=volume)
@@ -271,7 +269,6 @@ def iso_import(*, actor: Actor, host: Host, path: str, name: str = "", mode: str
     ``register`` keeps the file where it is; ``copy`` makes the library's own copy in the ISO pool. The row is made
     now, incomplete (not offered as install medium), and completed by the job once the file proved to be an ISO.
     """
-    from .tasks import import_iso
 
     plan = _plan_import(actor, host, path, name, mode)
     verb = "Copy" if mode == "copy" else "Register"
@@ -279,7 +276,7 @@ def iso_import(*, actor: Actor, host: Host, path: str, name: str = "", mode: str
         with _audit(actor, IMPORT, host, plan.source.path), transaction.atomic():
             iso = plan.row(actor, complete=False)
             job = job_create(
-                actor=actor, kind=IMPORT, title=f"{verb} {plan.source.path} as {plan.name} on {host}", task=import_iso,
+                actor=actor, kind=IMPORT, title=f"{verb} {plan.source.path} as {plan.name} on {host}",
                 target_type="iso", target=str(iso.pk), host=host,
                 params={"iso_id": iso.pk, "mode": mode, "source": plan.source.path, "name": plan.name,
                         "pool": plan.pool},
@@ -338,11 +335,11 @@ def _copy_into_pool(ctx: JobContext, host: Host, source: HostFile, pool_name: st
         raise ConflictError(f"The ISO pool on {host} got a file named {name} after the request was checked; "
                             "it is not ours to touch.")
     undo = {"host_id": host.pk, "pool": pool.name, "name": name}
-    ctx.undo("storage.delete_volume", f"deleted the partial copy {pool.volume_path(name)}", **undo)
+    ctx.undo("media.delete_copy", f"deleted the partial copy {pool.volume_path(name)}", **undo)
     try:
-        volume = hv.create_media_volume(pool, name, source.size)
+        volume = pool.create_media_volume(name, source.size)
     except hv.AlreadyExists:
-        ctx.forget_undo("storage.delete_volume", **undo)  # someone else's file: never delete it
+        ctx.forget_undo("media.delete_copy", **undo)  # someone else's file: never delete it
         raise
     ctx.log(f"Copying {source.path} → {volume.path} ({human(source.size)}).")
     volume.upload(_pieces(ctx, source.chunks(), source.size), length=source.size)

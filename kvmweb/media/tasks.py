@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from kvmweb import hypervisor as hv
+from kvmweb.hosts.models import Host
+from kvmweb.hosts.services import host_connection
 from kvmweb.jobs.runner import JobContext, job_task, undo_step
 
 from . import services
@@ -22,6 +24,19 @@ def _delete_upload(params: dict[str, Any]) -> str | None:
     except hv.NotFound:
         pass
     iso.delete()
+    return None
+
+
+@undo_step("media.delete_copy")
+def _delete_copy(params: dict[str, Any]) -> str | None:
+    """Remove the partial copy an import made in the ISO pool."""
+    host = Host.objects.filter(pk=params["host_id"]).first()
+    if host is None:
+        return "its host is gone"
+    try:
+        hv.pool_lookup(host_connection(host), params["pool"]).volume(params["name"]).delete()
+    except hv.NotFound:
+        return "it was not there"
     return None
 
 

@@ -9,9 +9,10 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from kvmweb.core.errors import PermissionDeniedError, ServiceError
+from kvmweb.access.permissions import is_staff, require_staff
+from kvmweb.core.errors import PermissionDeniedError
+from kvmweb.core.views import run_service
 from kvmweb.hosts.selectors import host_queryset
-from kvmweb.hypervisor import HypervisorError
 
 from . import services
 from .selectors import iso_get, iso_list, iso_users
@@ -35,26 +36,24 @@ def iso_list_view(request: HttpRequest) -> HttpResponse:
             for iso in iso_list(actor=request.user)]
     return render(request, "media/list.html", {
         "rows": rows, "hosts": hosts, "can_upload": services.can_upload(request.user),
-        "register_form": RegisterForm() if request.user.is_staff else None,
+        "register_form": RegisterForm() if is_staff(request.user) else None,
     })
 
 
 @login_required
 @require_POST
 def iso_register_view(request: HttpRequest) -> HttpResponse:
-    if not request.user.is_staff:
-        raise PermissionDeniedError("Only staff can register files already on a host.")
+    require_staff(request.user, "can register files already on a host")
     form = RegisterForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Give a host, a path and a mode.")
         return redirect("media:list")
-    try:
-        iso, job = services.iso_import(actor=request.user, **form.cleaned_data)
-    except (ServiceError, HypervisorError) as exc:
-        messages.error(request, exc.detail)
+    result = run_service(request, lambda: services.iso_import(actor=request.user, **form.cleaned_data),
+                         success=lambda r: f"{r[0].name}: the job checks the file and adds it to the ISO library "
+                                           f"of {r[0].host}.")
+    if result is None:
         return redirect("media:list")
-    messages.info(request, f"{iso.name}: the job checks the file and adds it to the ISO library of {iso.host}.")
-    return redirect("jobs:detail", pk=job.pk)
+    return redirect("jobs:detail", pk=result[1].pk)
 
 
 @login_required
@@ -63,9 +62,6 @@ def iso_delete_view(request: HttpRequest, pk: int) -> HttpResponse:
     iso = iso_get(actor=request.user, pk=pk)
     if not services.can_change(request.user, iso):
         raise PermissionDeniedError("Only staff or the person who added a medium may delete it.")
-    try:
-        services.iso_delete(actor=request.user, iso=iso)
-        messages.success(request, f"{iso.name} was removed from the ISO library.")
-    except (ServiceError, HypervisorError) as exc:
-        messages.error(request, exc.detail)
+    run_service(request, lambda: services.iso_delete(actor=request.user, iso=iso),
+                success=f"{iso.name} was removed from the ISO library.")
     return redirect("media:list")

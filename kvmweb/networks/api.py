@@ -11,7 +11,6 @@ from rest_framework.views import APIView
 
 from kvmweb import hypervisor as hv
 from kvmweb.core.errors import ValidationError
-from kvmweb.hypervisor.network import FORWARD_MODES, NIC_MODELS
 from kvmweb.machines.selectors import vm_get
 
 from . import services
@@ -31,7 +30,7 @@ class DhcpHostSerializer(serializers.Serializer):
 class NetworkDefineSerializer(serializers.Serializer):
     host = serializers.IntegerField(help_text="host id")
     name = serializers.CharField(max_length=64)
-    mode = serializers.ChoiceField(choices=FORWARD_MODES, default="isolated")
+    mode = serializers.ChoiceField(choices=hv.FORWARD_MODES, default="isolated")
     bridge = serializers.CharField(max_length=64, required=False, allow_null=True, allow_blank=True, default=None)
     subnet = serializers.CharField(max_length=43, required=False, allow_null=True, allow_blank=True, default=None)
     gateway = serializers.CharField(max_length=15, required=False, allow_null=True, allow_blank=True, default=None,
@@ -147,7 +146,7 @@ class NicSerializer(serializers.Serializer):
 
 class NicAddSerializer(serializers.Serializer):
     network = serializers.CharField(max_length=64)
-    model = serializers.ChoiceField(choices=NIC_MODELS, default="virtio")
+    model = serializers.ChoiceField(choices=hv.NIC_MODELS, default="virtio")
     mac = serializers.CharField(max_length=17, required=False, allow_blank=True, allow_null=True, default=None,
                                 help_text="empty: generated")
 
@@ -175,12 +174,12 @@ def _valid(serializer: type[serializers.Serializer], request: Request) -> dict[s
     return data
 
 
-def _nic_result(result: services.NicResult, detail: str) -> dict[str, Any]:
-    return {"detail": detail, "mac": result.nic.mac, "network": result.nic.network, "live": result.live,
+def _nic_result(result: services.NicResult) -> dict[str, Any]:
+    return {"detail": result.message, "mac": result.nic.mac, "network": result.nic.source, "live": result.live,
             "pending": result.pending}
 
 
-def _nic_dict(nic: hv.DomainNic) -> dict[str, Any]:
+def _nic_dict(nic: hv.NicInfo) -> dict[str, Any]:
     return {**vars(nic), "addresses": list(nic.addresses)}
 
 
@@ -221,23 +220,23 @@ class NetworkDetailApi(APIView):
 
     @extend_schema(responses=NetworkResultSerializer, summary="Delete an inactive network (virsh net-undefine; staff)")
     def delete(self, request: Request, host_id: int, name: str) -> Response:
-        services.network_delete(actor=request.user, host=host_get(host_id), name=name)
-        return Response({"detail": f"The network {name} was deleted."})
+        result = services.network_delete(actor=request.user, host=host_get(host_id), name=name)
+        return Response({"detail": result.message})
 
 
 class NetworkStartApi(APIView):
     @extend_schema(request=None, responses=NetworkResultSerializer, summary="Start (virsh net-start; staff)")
     def post(self, request: Request, host_id: int, name: str) -> Response:
-        services.network_start(actor=request.user, host=host_get(host_id), name=name)
-        return Response({"detail": f"{name} is active."})
+        result = services.network_start(actor=request.user, host=host_get(host_id), name=name)
+        return Response({"detail": result.message})
 
 
 class NetworkStopApi(APIView):
     @extend_schema(request=None, responses=NetworkResultSerializer,
                    summary="Stop (virsh net-destroy; staff): lists the running VMs that lost connectivity")
     def post(self, request: Request, host_id: int, name: str) -> Response:
-        lost = services.network_stop(actor=request.user, host=host_get(host_id), name=name)
-        return Response({"detail": f"{name} is stopped.", "disconnected_vms": [v.name for v in lost]})
+        result = services.network_stop(actor=request.user, host=host_get(host_id), name=name)
+        return Response({"detail": result.message, "disconnected_vms": [v.name for v in result.disconnected]})
 
 
 class NetworkAutostartApi(APIView):
@@ -245,8 +244,9 @@ class NetworkAutostartApi(APIView):
                    summary="Autostart on/off (virsh net-autostart [--disable]; staff)")
     def post(self, request: Request, host_id: int, name: str) -> Response:
         enabled = _valid(NetworkAutostartSerializer, request)["enabled"]
-        services.network_set_autostart(actor=request.user, host=host_get(host_id), name=name, enabled=enabled)
-        return Response({"detail": f"Autostart {'on' if enabled else 'off'} for {name}."})
+        result = services.network_set_autostart(actor=request.user, host=host_get(host_id), name=name,
+                                                enabled=enabled)
+        return Response({"detail": result.message})
 
 
 class NetworkAccessApi(APIView):
@@ -254,8 +254,9 @@ class NetworkAccessApi(APIView):
                    summary="Whether users may attach their VMs to this network (staff)")
     def post(self, request: Request, host_id: int, name: str) -> Response:
         allowed = _valid(NetworkAccessSerializer, request)["allowed"]
-        services.network_set_allowed(actor=request.user, host=host_get(host_id), name=name, allowed=allowed)
-        return Response({"detail": f"Users {'may' if allowed else 'may not'} attach VMs to {name}."})
+        result = services.network_set_allowed(actor=request.user, host=host_get(host_id), name=name,
+                                              allowed=allowed)
+        return Response({"detail": result.message})
 
 
 # ------------------------------------------------------------------------------------------------ VM NICs
@@ -272,7 +273,7 @@ class VmNicListApi(APIView):
         d = _valid(NicAddSerializer, request)
         result = services.nic_attach(actor=request.user, vm=vm, network=d["network"], model=d["model"],
                                      mac=d["mac"] or None)
-        return Response(_nic_result(result, f"NIC {result.nic.mac} added to {vm.name}."), status=201)
+        return Response(_nic_result(result), status=201)
 
 
 class VmNicDetachApi(APIView):
@@ -281,7 +282,7 @@ class VmNicDetachApi(APIView):
     def post(self, request: Request, uuid: str) -> Response:
         vm = vm_get(actor=request.user, uuid=uuid)
         result = services.nic_detach(actor=request.user, vm=vm, mac=_valid(NicTargetSerializer, request)["mac"])
-        return Response(_nic_result(result, f"NIC {result.nic.mac} removed from {vm.name}."))
+        return Response(_nic_result(result))
 
 
 class VmNicLinkApi(APIView):
@@ -292,4 +293,4 @@ class VmNicLinkApi(APIView):
         d = _valid(NicLinkSerializer, request)
         up = d["up"]
         result = services.nic_set_link(actor=request.user, vm=vm, mac=d["mac"], up=up)
-        return Response(_nic_result(result, f"Link of {result.nic.mac} is {'up' if up else 'down'}."))
+        return Response(_nic_result(result))

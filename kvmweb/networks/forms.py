@@ -9,7 +9,6 @@ from django import forms
 from kvmweb import hypervisor as hv
 from kvmweb.hosts.models import Host
 from kvmweb.hosts.selectors import host_queryset
-from kvmweb.hypervisor.network import NIC_MODELS
 
 MODE_CHOICES = [
     ("isolated", "Isolated — guests and the host only"),
@@ -80,7 +79,7 @@ def default_gateway(subnet: str) -> str | None:
 
 class NicForm(forms.Form):
     network = forms.ChoiceField(choices=())
-    model = forms.ChoiceField(choices=[(m, m) for m in NIC_MODELS], initial="virtio")
+    model = forms.ChoiceField(choices=[(m, m) for m in hv.NIC_MODELS], initial="virtio")
     mac = forms.CharField(max_length=17, required=False, label="MAC address",
                           help_text="Empty = generated (52:54:00:xx:xx:xx).")
 

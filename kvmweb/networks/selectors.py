@@ -3,19 +3,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-
 from kvmweb import hypervisor as hv
+from kvmweb.access.permissions import Actor, VmAction, is_authenticated, is_staff, require_vm, vm_may
 from kvmweb.core.errors import NotFoundError
 from kvmweb.hosts.models import Host
 from kvmweb.hosts.selectors import host_get, host_queryset
 from kvmweb.hosts.services import host_connection
 from kvmweb.machines.models import VirtualMachine
-from kvmweb.machines.selectors import can_see, is_staff, vm_domain
+from kvmweb.machines.handles import vm_handle
 
 from .models import AllowedNetwork
-
-Actor = AbstractBaseUser | AnonymousUser
 
 
 @dataclass(frozen=True)
@@ -62,9 +59,9 @@ def _attachments(actor: Actor, host: Host, conn: hv.Connection) -> dict[str, lis
     """network name → the VMs ``actor`` may see with a NIC on it."""
     records = {str(r.uuid): r for r in VirtualMachine.objects.filter(host=host).select_related("owner")}
     result: dict[str, list[AttachedVm]] = {}
-    for dom in hv.all_domain_nics(conn):
+    for dom in hv.domain_nics_all(conn):
         record = records.get(dom.uuid)
-        if not is_staff(actor) and (record is None or not can_see(actor, record)):
+        if not is_staff(actor) and (record is None or not vm_may(actor, record, VmAction.VIEW)):
             continue
         by_net: dict[str, list[str]] = {}
         for nic in dom.nics:
@@ -78,7 +75,7 @@ def _attachments(actor: Actor, host: Host, conn: hv.Connection) -> dict[str, lis
 def network_list(*, actor: Actor, host_id: int | None = None) -> NetworkList:
     """``virsh net-list --all`` over every host: staff see every network, users the ones they may attach to."""
     result = NetworkList()
-    if not getattr(actor, "is_authenticated", False):
+    if not is_authenticated(actor):
         return result
     hosts = host_queryset()
     if host_id is not None:
@@ -86,7 +83,7 @@ def network_list(*, actor: Actor, host_id: int | None = None) -> NetworkList:
     for host in hosts:
         conn = host_connection(host)
         try:
-            summaries = hv.list_networks(conn)
+            summaries = hv.network_list(conn)
             attachments = _attachments(actor, host, conn)
         except hv.HypervisorError as exc:
             result.unavailable.append((host, exc.detail))
@@ -102,18 +99,16 @@ def network_list(*, actor: Actor, host_id: int | None = None) -> NetworkList:
 
 def network_row(*, actor: Actor, host_id: int, name: str) -> NetworkRow:
     """One network ``actor`` may see; NotFoundError for missing and for not-allowed alike."""
-    if not getattr(actor, "is_authenticated", False):
+    if not is_authenticated(actor):
         raise NotFoundError("No such network.")
     host = host_get(host_id)
     allowed = name in _allowed_names(host)
     if not (is_staff(actor) or allowed):
         raise NotFoundError("No such network.")
     conn = host_connection(host)
-    try:
-        summary = next(s for s in hv.list_networks(conn) if s.name == name)
-    except StopIteration:
-        AllowedNetwork.objects.filter(host=host, name=name).delete()
-        raise NotFoundError(f"No network named {name} on {host}.") from None
+    summary = next((s for s in hv.network_list(conn) if s.name == name), None)
+    if summary is None:
+        raise NotFoundError(f"No network named {name} on {host}.")
     return NetworkRow(host, summary, allowed, _attachments(actor, host, conn).get(name, []))
 
 
@@ -129,7 +124,7 @@ def network_detail(*, actor: Actor, host_id: int, name: str) -> NetworkDetail:
     """A network's page: ``virsh net-info``, ``net-dhcp-leases`` (users see the leases of their own VMs only)
     and ``net-dumpxml`` (staff)."""
     row = network_row(actor=actor, host_id=host_id, name=name)
-    net = hv.lookup_network(host_connection(row.host), name)
+    net = hv.network_lookup(host_connection(row.host), name)
     leases = net.dhcp_leases() if row.summary.active else []
     staff = is_staff(actor)
     if not staff:
@@ -140,7 +135,7 @@ def network_detail(*, actor: Actor, host_id: int, name: str) -> NetworkDetail:
 
 def attachable_networks(*, actor: Actor, host: Host) -> list[hv.NetworkSummary]:
     """Networks of ``host`` that ``actor`` may attach a VM to: all for staff, the allowed ones for users."""
-    summaries = hv.list_networks(host_connection(host))
+    summaries = hv.network_list(host_connection(host))
     if is_staff(actor):
         return summaries
     allowed = _allowed_names(host)
@@ -149,20 +144,20 @@ def attachable_networks(*, actor: Actor, host: Host) -> list[hv.NetworkSummary]:
 
 @dataclass(frozen=True)
 class VmNics:
-    nics: list[hv.DomainNic]
+    nics: list[hv.NicInfo]
     networks: list[hv.NetworkSummary]  # where a new NIC may go
     active: bool
 
 
 def vm_nics(*, actor: Actor, vm: VirtualMachine) -> VmNics:
     """The NICs of a VM (``virsh domiflist`` + link state + addresses from leases or the guest agent)."""
-    if not can_see(actor, vm):
-        raise NotFoundError("No such virtual machine.")
-    dom = vm_domain(vm)
-    xml = dom.xml()
-    nics = hv.domain_nics(xml)
+    require_vm(actor, vm, VmAction.VIEW)
+    dom = vm_handle(vm)
+    doc = dom.document()
     active = dom.state().is_active
-    if active and nics:
-        agent = "org.qemu.guest_agent.0" in xml
-        nics = hv.with_addresses(nics, hv.nic_addresses(dom.conn, dom.raw, agent=agent))
+    addresses: dict[str, tuple[str, ...]] = {}
+    if active and doc.interfaces:
+        agent = any(c.target_name == hv.GUEST_AGENT_CHANNEL for c in doc.channels)
+        addresses = dom.interface_addresses(agent=agent)
+    nics = [n.info(addresses.get((n.mac or "").lower(), ())) for n in doc.interfaces]
     return VmNics(nics=nics, networks=attachable_networks(actor=actor, host=vm.host), active=active)

@@ -9,28 +9,21 @@ import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-
 from kvmweb import hypervisor as hv
+from kvmweb.access.permissions import Actor, VmAction, require_staff
 from kvmweb.audit.services import audited
-from kvmweb.core.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
+from kvmweb.core.errors import ConflictError, NotFoundError, ValidationError
 from kvmweb.hosts.models import Host
 from kvmweb.hosts.services import host_connection
-from kvmweb.hypervisor.network import NIC_MODELS
 from kvmweb.machines.models import VirtualMachine
-from kvmweb.machines.selectors import can_see, is_staff, vm_domain
+from kvmweb.machines.services import vm_audited, vm_checked
 
 from .models import AllowedNetwork
 from .selectors import AttachedVm, attachable_networks, network_row
 
-Actor = AbstractBaseUser | AnonymousUser
-
 
 def _staff_only(actor: Actor) -> None:
-    if not getattr(actor, "is_authenticated", False):
-        raise PermissionDeniedError("Log in first.")
-    if not is_staff(actor):
-        raise PermissionDeniedError("Only staff can manage networks.")
+    require_staff(actor, "can manage networks")
 
 
 @contextlib.contextmanager
@@ -45,6 +38,13 @@ def _invalid(exc: hv.InvalidRequest, field: str = "name") -> ValidationError:
 
 
 # ------------------------------------------------------------------------------------------------ networks
+@dataclass(frozen=True)
+class NetworkResult:
+    name: str
+    message: str
+    disconnected: tuple[AttachedVm, ...] = ()  # stop: the running VMs that lost connectivity
+
+
 def network_validate(*, host: Host, spec: hv.NetworkSpec) -> None:
     """Everything that can be checked before libvirt sees the spec: the spec itself, the name, the subnet
     against other networks and host interfaces, the bridge against other networks' bridges."""
@@ -53,7 +53,7 @@ def network_validate(*, host: Host, spec: hv.NetworkSpec) -> None:
     except hv.InvalidRequest as exc:
         raise _invalid(exc) from None
     conn = host_connection(host)
-    existing = hv.list_networks(conn)
+    existing = hv.network_list(conn)
     if any(n.name == spec.name for n in existing):
         detail = f"A network named {spec.name} already exists on {host}."
         raise ValidationError(detail, fields={"name": [detail]})
@@ -73,27 +73,27 @@ def network_validate(*, host: Host, spec: hv.NetworkSpec) -> None:
         raise _invalid(exc, "subnet") from None
 
 
-def network_define(*, actor: Actor, host: Host, spec: hv.NetworkSpec, allow_users: bool = False) -> hv.Network:
+def network_define(*, actor: Actor, host: Host, spec: hv.NetworkSpec, allow_users: bool = False) -> NetworkResult:
     """``virsh net-define``: a persistent, inactive network (and optionally open it to users)."""
     _staff_only(actor)
     network_validate(host=host, spec=spec)
     with _net_audit(actor, "network.define", host, spec.name) as notes:
-        net = hv.define_network(host_connection(host), spec)
+        net = hv.network_define(host_connection(host), spec)
         notes.append(f"{spec.mode} {spec.subnet or 'no subnet'}")
         if allow_users:
             AllowedNetwork.objects.get_or_create(host=host, name=spec.name, defaults={"allowed_by": actor})
             notes.append("users may attach")
-    return net
+    return NetworkResult(net.name, f"The network {net.name} is defined (inactive). Start it when ready.")
 
 
 def _network(host: Host, name: str) -> hv.Network:
     try:
-        return hv.lookup_network(host_connection(host), name)
+        return hv.network_lookup(host_connection(host), name)
     except hv.NetworkNotFound:
         raise NotFoundError(f"No network named {name} on {host}.") from None
 
 
-def network_start(*, actor: Actor, host: Host, name: str) -> None:
+def network_start(*, actor: Actor, host: Host, name: str) -> NetworkResult:
     """``virsh net-start``. A failure (bridge name taken, address in use) leaves the network defined, inactive."""
     _staff_only(actor)
     with _net_audit(actor, "network.start", host, name):
@@ -105,9 +105,10 @@ def network_start(*, actor: Actor, host: Host, name: str) -> None:
         except hv.HypervisorError as exc:
             raise ConflictError(f"libvirt could not start the network {name}: {exc.detail}",
                                 code="start_failed") from None
+    return NetworkResult(name, f"{name} is active.")
 
 
-def network_stop(*, actor: Actor, host: Host, name: str) -> list[AttachedVm]:
+def network_stop(*, actor: Actor, host: Host, name: str) -> NetworkResult:
     """``virsh net-destroy``. Returns the running VMs that lost connectivity (their NICs stay defined)."""
     _staff_only(actor)
     row = network_row(actor=actor, host_id=host.pk, name=name)
@@ -117,10 +118,14 @@ def network_stop(*, actor: Actor, host: Host, name: str) -> list[AttachedVm]:
             raise ConflictError(f"The network {name} is not active.", code="not_active")
         net.stop()
         notes.extend(f"disconnected {vm.name}" for vm in row.running_vms)
-    return row.running_vms
+    lost = tuple(row.running_vms)
+    message = f"{name} is stopped."
+    if lost:
+        message += " These running VMs lost connectivity: " + ", ".join(v.name for v in lost) + "."
+    return NetworkResult(name, message, lost)
 
 
-def network_delete(*, actor: Actor, host: Host, name: str) -> None:
+def network_delete(*, actor: Actor, host: Host, name: str) -> NetworkResult:
     """``virsh net-undefine``; an active network must be stopped first."""
     _staff_only(actor)
     with _net_audit(actor, "network.undefine", host, name):
@@ -129,16 +134,18 @@ def network_delete(*, actor: Actor, host: Host, name: str) -> None:
             raise ConflictError(f"The network {name} is active: stop it first, then delete it.", code="active")
         net.undefine()
         AllowedNetwork.objects.filter(host=host, name=name).delete()
+    return NetworkResult(name, f"The network {name} was deleted.")
 
 
-def network_set_autostart(*, actor: Actor, host: Host, name: str, enabled: bool) -> None:
+def network_set_autostart(*, actor: Actor, host: Host, name: str, enabled: bool) -> NetworkResult:
     """``virsh net-autostart [--disable]``."""
     _staff_only(actor)
     with _net_audit(actor, "network.autostart_on" if enabled else "network.autostart_off", host, name):
         _network(host, name).set_autostart(enabled)
+    return NetworkResult(name, f"Autostart is {'on' if enabled else 'off'} for {name}.")
 
 
-def network_set_allowed(*, actor: Actor, host: Host, name: str, allowed: bool) -> None:
+def network_set_allowed(*, actor: Actor, host: Host, name: str, allowed: bool) -> NetworkResult:
     """Staff decide whether users may attach their VMs to this network."""
     _staff_only(actor)
     with _net_audit(actor, "network.allow" if allowed else "network.disallow", host, name):
@@ -147,22 +154,17 @@ def network_set_allowed(*, actor: Actor, host: Host, name: str, allowed: bool) -
             AllowedNetwork.objects.get_or_create(host=host, name=name, defaults={"allowed_by": actor})
         else:
             AllowedNetwork.objects.filter(host=host, name=name).delete()
+    if allowed:
+        return NetworkResult(name, f"Users may now attach their VMs to {name}.")
+    return NetworkResult(name, f"Users may no longer attach VMs to {name} (NICs already attached stay).")
 
 
 # ------------------------------------------------------------------------------------------------ VM NICs
-def _check_vm(actor: Actor, vm: VirtualMachine) -> None:
-    if not getattr(actor, "is_authenticated", False) or not can_see(actor, vm):
-        raise NotFoundError("No such virtual machine.")
-
-
-def _vm_audit(actor: Actor, action: str, vm: VirtualMachine):  # type: ignore[no-untyped-def]
-    return audited(actor=actor, action=action, target_type="vm", target=f"{vm.name} {vm.uuid}", host=vm.host.uri)
-
-
 @dataclass(frozen=True)
 class NicResult:
-    nic: hv.NicSpec
+    nic: hv.NicInfo
     live: bool  # the running guest got (or lost) it now; otherwise from the next boot
+    message: str
     pending: bool = False  # detach: the guest has not released the device yet
 
 
@@ -171,15 +173,15 @@ def nic_attach(
 ) -> NicResult:
     """Add a NIC on ``network`` (hot-plugged when the VM runs). The MAC is generated unless given; a given
     one must be valid and unused on the host."""
-    _check_vm(actor, vm)
+    dom = vm_checked(actor, vm, VmAction.MANAGE)
     errors: dict[str, list[str]] = {}
-    if model not in NIC_MODELS:
-        errors["model"] = [f"Unknown NIC model {model!r}: use one of {', '.join(NIC_MODELS)}."]
+    if model not in hv.NIC_MODELS:
+        errors["model"] = [f"Unknown NIC model {model!r}: use one of {', '.join(hv.NIC_MODELS)}."]
     allowed = {n.name for n in attachable_networks(actor=actor, host=vm.host)}
     if network not in allowed:
         errors["network"] = [f"You may not attach VMs to the network {network!r} on {vm.host}."]
     conn = host_connection(vm.host)
-    used = {nic.mac for dom in hv.all_domain_nics(conn) for nic in dom.nics}
+    used = {nic.mac for row in hv.domain_nics_all(conn) for nic in row.nics}
     if mac:
         try:
             mac = hv.normalize_mac(mac)
@@ -189,69 +191,66 @@ def nic_attach(
             if mac in used:
                 errors["mac"] = [f"The MAC address {mac} is already used on {vm.host}."]
     else:
-        mac = hv.random_mac()
-        while mac in used:
-            mac = hv.random_mac()
+        mac = hv.random_mac(taken=used)
     if errors:
         raise ValidationError(" ".join(m for msgs in errors.values() for m in msgs), fields=errors)
-    spec = hv.NicSpec(network=network, mac=mac, model=model)
-    with _vm_audit(actor, "vm.nic_attach", vm) as notes:
-        dom = vm_domain(vm)
+    nic = hv.Interface.new(network=network, mac=mac, model=model)
+    with vm_audited(actor, "vm.nic_attach", vm) as notes:
         live = dom.state().is_active
-        dom.attach_device(spec.to_xml())
+        dom.attach(nic)
         notes.append(f"{mac} on {network} ({model}){' live' if live else ''}")
-    return NicResult(nic=spec, live=live)
+    when = "now (hot-plugged)" if live else "from its next start"
+    return NicResult(nic=nic.info(), live=live, message=f"{vm.name} has a new NIC {mac} on {network}, {when}.")
 
 
-def _find_nic(dom: hv.Domain, vm: VirtualMachine, mac: str) -> tuple[hv.DomainNic, str]:
+def _find_nic(dom: hv.Domain, vm: VirtualMachine, mac: str) -> hv.Interface:
+    """The NIC with ``mac``: in the running guest (a NIC whose removal the guest has not acknowledged is still
+    there), else in the definition (one added to the config only while the guest ran)."""
     try:
         wanted = hv.normalize_mac(mac)
     except hv.InvalidRequest as exc:
         raise ValidationError(exc.detail, fields={"mac": [exc.detail]}) from None
-    xml = dom.xml()
-    for nic in hv.domain_nics(xml):
-        if nic.mac == wanted:
-            return nic, xml
-    # a NIC detached from a running guest that has not released it is still in the live XML; one only in the
-    # persistent config (added while running with a config-only change) is looked up there
-    inactive = dom.xml(inactive=True)
-    for nic in hv.domain_nics(inactive):
-        if nic.mac == wanted:
-            return nic, inactive
+    for doc in (dom.document(), dom.document(inactive=True)):
+        nic = doc.interface(wanted)
+        if nic is not None:
+            return nic
     raise NotFoundError(f"{vm.name} has no network interface with MAC {wanted}.")
 
 
 def nic_detach(*, actor: Actor, vm: VirtualMachine, mac: str) -> NicResult:
     """Remove a NIC. On a running guest QEMU asks the guest to release it: a guest that ignores the request
     keeps it until it powers off, while the persistent configuration loses it at once (``pending``)."""
-    _check_vm(actor, vm)
-    with _vm_audit(actor, "vm.nic_detach", vm) as notes:
-        dom = vm_domain(vm)
-        nic, xml = _find_nic(dom, vm, mac)
-        element = hv.nic_element(xml, nic.mac)
-        assert element is not None
+    dom = vm_checked(actor, vm, VmAction.MANAGE)
+    with vm_audited(actor, "vm.nic_detach", vm) as notes:
+        found = _find_nic(dom, vm, mac)
+        nic = found.info()
         live = dom.state().is_active
-        if live and not any(n.mac == nic.mac for n in hv.domain_nics(dom.xml(inactive=True))):
+        if live and dom.document(inactive=True).interface(nic.mac) is None:
             raise ConflictError(
                 f"Removal of {nic.mac} was already requested: the guest has not released it yet. It disappears "
                 f"when {vm.name} powers off.", code="detach_pending")
-        dom.detach_device(element)
-        pending = live and any(n.mac == nic.mac for n in hv.domain_nics(dom.xml()))
+        dom.detach(found)
+        pending = live and dom.document().interface(nic.mac) is not None
         notes.append(f"{nic.mac} from {nic.source}{' (guest has not released it yet)' if pending else ''}")
-    return NicResult(nic=nic.spec(), live=live, pending=pending)
+    message = f"NIC {nic.mac} removed from {vm.name}."
+    if pending:
+        message += (" The guest has not released it yet: it is gone from the configuration and disappears "
+                    "from the running VM when the guest lets go of it or powers off.")
+    return NicResult(nic=nic, live=live, pending=pending, message=message)
 
 
 def nic_set_link(*, actor: Actor, vm: VirtualMachine, mac: str, up: bool) -> NicResult:
     """``virsh domif-setlink``: the guest sees its cable plugged in or pulled out."""
-    _check_vm(actor, vm)
-    with _vm_audit(actor, "vm.nic_link_up" if up else "vm.nic_link_down", vm) as notes:
-        dom = vm_domain(vm)
-        nic, _xml = _find_nic(dom, vm, mac)
-        if nic.type != "network":
-            raise ConflictError(f"The interface {nic.mac} is not on a libvirt network; change it with virsh.",
+    dom = vm_checked(actor, vm, VmAction.OPERATE)
+    with vm_audited(actor, "vm.nic_link_up" if up else "vm.nic_link_down", vm) as notes:
+        found = _find_nic(dom, vm, mac)
+        if found.kind != "network":
+            raise ConflictError(f"The interface {found.mac} is not on a libvirt network; change it with virsh.",
                                 code="not_network_nic")
-        spec = hv.NicSpec(network=nic.source, mac=nic.mac, model=nic.model or "virtio", link_up=up)
+        nic = hv.Interface.new(network=found.network or "", mac=found.mac, model=found.model or "virtio",
+                               link_up=up)
         live = dom.state().is_active
-        dom.update_device(spec.to_xml())
-        notes.append(f"{nic.mac} link {'up' if up else 'down'}")
-    return NicResult(nic=spec, live=live)
+        dom.update(nic)
+        notes.append(f"{found.mac} link {'up' if up else 'down'}")
+    info = nic.info()
+    return NicResult(nic=info, live=live, message=f"Link of {info.mac} is {'up' if up else 'down'}.")

@@ -1,13 +1,10 @@
 """REST API for pools, volumes and a VM's disks: thin, every change goes through the services."""
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.contrib.auth import get_user_model
-from django.core.handlers.asgi import ASGIRequest
-from django.http import HttpRequest, StreamingHttpResponse
+from django.http import StreamingHttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
@@ -15,13 +12,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from kvmweb import hypervisor as hv
-from kvmweb.core.api import MAX_PIECE, byte_offset, piece_length, request_chunks
+from kvmweb.core.api import MAX_PIECE, byte_offset, piece_length, request_chunks, stream_response
 from kvmweb.core.errors import ValidationError
 from kvmweb.hosts.models import Host
 from kvmweb.jobs.serializers import JobSerializer
 from kvmweb.machines.selectors import vm_get
 
-from . import selectors, services
+from . import clone, selectors, services
 from .serializers import (
     BootOrderSerializer,
     BusSerializer,
@@ -81,7 +78,7 @@ class PoolDetailApi(APIView):
     @extend_schema(summary="One pool (virsh pool-info)")
     def get(self, request: Request, host_id: int, name: str) -> Response:
         host = selectors.host_get(actor=request.user, host_id=host_id)
-        return Response(pool_json(selectors.pool_get(actor=request.user, host=host, name=name).info()))
+        return Response(pool_json(selectors.pool_get(actor=request.user, host=host, name=name)))
 
     @extend_schema(parameters=[OpenApiParameter("delete_volumes", bool)],
                    summary="Stop and undefine a pool (staff); with delete_volumes its volumes go too")
@@ -98,7 +95,7 @@ def _pool_action(fn: Any, summary: str, done: str) -> type[APIView]:
         def post(self, request: Request, host_id: int, name: str) -> Response:
             host = selectors.host_get(actor=request.user, host_id=host_id)
             fn(actor=request.user, host=host, name=name)
-            info = selectors.pool_get(actor=request.user, host=host, name=name).info()
+            info = selectors.pool_get(actor=request.user, host=host, name=name)
             return Response({"detail": done.format(name=name), **pool_json(info)})
 
     PoolActionApi.__name__ = f"Pool{fn.__name__.title().replace('_', '')}Api"
@@ -155,7 +152,7 @@ class VolumeDetailApi(APIView):
     @extend_schema(summary="One volume (qemu-img info) and the VMs using it")
     def get(self, request: Request, host_id: int, name: str, volume: str) -> Response:
         host = selectors.host_get(actor=request.user, host_id=host_id)
-        _pool, _vol, row = selectors.volume_get(actor=request.user, host=host, pool=name, name=volume)
+        row = selectors.volume_get(actor=request.user, host=host, pool=name, name=volume)
         return Response(volume_json(row))
 
     @extend_schema(summary="Delete a volume no VM uses (virsh vol-delete)")
@@ -175,40 +172,12 @@ class VolumeResizeApi(APIView):
                                                            size=size)))
 
 
-def stream_response(request: HttpRequest, chunks: Iterator[bytes], *, filename: str,
-                    length: int | None) -> StreamingHttpResponse:
-    """A download that never sits whole in memory: under ASGI the libvirt stream is read chunk by chunk in a
-    worker thread (Django would otherwise collect a sync iterator into a list first)."""
-    content: Iterator[bytes] | AsyncIterator[bytes]
-    if isinstance(request, ASGIRequest):
-        async def pump() -> AsyncIterator[bytes]:
-            step = sync_to_async(lambda: next(chunks, b""), thread_sensitive=False)
-            try:
-                while data := await step():
-                    yield data
-            finally:
-                await sync_to_async(chunks.close, thread_sensitive=False)()  # type: ignore[attr-defined]
-        content = pump()
-    else:
-        content = chunks
-    response = StreamingHttpResponse(content, content_type="application/octet-stream")
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    if length is not None:
-        response["Content-Length"] = str(length)
-    return response
-
-
-def _file_size(info: hv.VolumeInfo) -> int | None:
-    """The download's length: the file's length as libvirt reports it (``<physical>``), so browsers show progress."""
-    return info.physical or None
-
-
 class VolumeDownloadApi(APIView):
     @extend_schema(summary="Download a volume's file, streamed through libvirt (virsh vol-download)")
     def get(self, request: Request, host_id: int, name: str, volume: str) -> StreamingHttpResponse:
         host = selectors.host_get(actor=request.user, host_id=host_id)
         info, chunks = services.volume_download(actor=request.user, host=host, pool=name, name=volume)
-        return stream_response(request._request, chunks, filename=info.name, length=_file_size(info))
+        return stream_response(request._request, chunks, filename=info.name, length=info.physical or None)
 
 
 class VolumeUploadApi(APIView):
@@ -248,7 +217,7 @@ class VolumeUploadApi(APIView):
         offset = byte_offset(request.query_params.get("offset"))
         state = services.volume_upload_piece(
             actor=request.user, host=host, pool=name, name=volume, offset=offset, length=length,
-            chunks=request_chunks(request._request, length, hv.storage.STREAM_CHUNK))
+            chunks=request_chunks(request._request, length, hv.STREAM_CHUNK))
         return Response(VolumeUploadSerializer(state).data)
 
     @extend_schema(responses={204: None}, summary="Stop an unfinished upload: its volume is deleted")
@@ -270,12 +239,12 @@ class VmDisksApi(APIView):
         vm = vm_get(actor=request.user, uuid=uuid)
         body = _body(DiskAttachSerializer, request)
         if body["new"]:
-            target = services.disk_attach_new(actor=request.user, vm=vm, pool=body["pool"], name=body["volume"],
+            result = services.disk_attach_new(actor=request.user, vm=vm, pool=body["pool"], name=body["volume"],
                                               size=body.get("size") or "", fmt=body["format"], bus=body["bus"])
         else:
-            target = services.disk_attach_existing(actor=request.user, vm=vm, pool=body["pool"],
+            result = services.disk_attach_existing(actor=request.user, vm=vm, pool=body["pool"],
                                                    name=body["volume"], bus=body["bus"])
-        return Response({"detail": f"Attached as {target}.", "target": target}, status=201)
+        return Response(_disk_json(result), status=201)
 
 
 class VmDiskDetachApi(APIView):
@@ -283,8 +252,7 @@ class VmDiskDetachApi(APIView):
     def post(self, request: Request, uuid: str) -> Response:
         vm = vm_get(actor=request.user, uuid=uuid)
         target = _body(TargetSerializer, request)["target"]
-        services.disk_detach(actor=request.user, vm=vm, target=target)
-        return Response({"detail": f"{target} detached."})
+        return Response(_disk_json(services.disk_detach(actor=request.user, vm=vm, target=target)))
 
 
 class VmDiskResizeApi(APIView):
@@ -301,8 +269,8 @@ class VmDiskBusApi(APIView):
     def post(self, request: Request, uuid: str) -> Response:
         vm = vm_get(actor=request.user, uuid=uuid)
         body = _body(BusSerializer, request)
-        new = services.disk_set_bus(actor=request.user, vm=vm, target=body["target"], bus=body["bus"])
-        return Response({"detail": f"{body['target']} is now {new} on the {body['bus']} bus.", "target": new})
+        result = services.disk_set_bus(actor=request.user, vm=vm, target=body["target"], bus=body["bus"])
+        return Response(_disk_json(result))
 
 
 class VmCdromApi(APIView):
@@ -311,11 +279,16 @@ class VmCdromApi(APIView):
         vm = vm_get(actor=request.user, uuid=uuid)
         body = _body(CdromSerializer, request)
         if body.get("volume") or body.get("iso") is not None:
-            services.cdrom_insert(actor=request.user, vm=vm, target=body["target"], pool=body.get("pool") or "",
-                                  name=body.get("volume") or "", iso_id=body.get("iso"))
-            return Response({"detail": f"Medium inserted into {body['target']}."})
-        services.cdrom_eject(actor=request.user, vm=vm, target=body["target"])
-        return Response({"detail": f"{body['target']} ejected."})
+            result = services.cdrom_insert(actor=request.user, vm=vm, target=body["target"],
+                                           pool=body.get("pool") or "", name=body.get("volume") or "",
+                                           iso_id=body.get("iso"))
+        else:
+            result = services.cdrom_eject(actor=request.user, vm=vm, target=body["target"])
+        return Response(_disk_json(result))
+
+
+def _disk_json(result: services.DiskResult) -> dict[str, Any]:
+    return {"detail": result.message, "target": result.target}
 
 
 def _drive_json(change: services.DriveChange) -> dict[str, Any]:
@@ -347,8 +320,8 @@ class VmBootOrderApi(APIView):
     def post(self, request: Request, uuid: str) -> Response:
         vm = vm_get(actor=request.user, uuid=uuid)
         order = _body(BootOrderSerializer, request)["order"]
-        services.boot_order_set(actor=request.user, vm=vm, order=order)
-        return Response({"detail": "Boot order: " + ", ".join(order) + " (from the next boot).", "order": order})
+        result = services.boot_order_set(actor=request.user, vm=vm, order=order)
+        return Response({"detail": result.message, "order": result.order})
 
 
 class VmCloneApi(APIView):
@@ -357,6 +330,6 @@ class VmCloneApi(APIView):
     def post(self, request: Request, uuid: str) -> Response:
         vm = vm_get(actor=request.user, uuid=uuid)
         body = _body(CloneSerializer, request)
-        job = services.vm_clone(actor=request.user, vm=vm, name=body.get("name") or "", mode=body["mode"],
+        job = clone.vm_clone(actor=request.user, vm=vm, name=body.get("name") or "", mode=body["mode"],
                                 pause_source=body["pause_source"])
         return Response(JobSerializer(job).data, status=202)

@@ -4,3 +4,6 @@ from django.apps import AppConfig
 class StorageConfig(AppConfig):
     name = "kvmweb.storage"
     label = "storage"
+
+    def ready(self) -> None:
+        from . import selectors  # noqa: F401 - registers this app's quota usage provider

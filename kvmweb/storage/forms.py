@@ -6,10 +6,10 @@ from django.contrib.auth import get_user_model
 
 from kvmweb import hypervisor as hv
 
-from .sizes import SIZE_HELP
+SIZE_HELP = hv.SIZE_HELP
 
-FORMATS = [(f, f) for f in hv.storage.VOLUME_FORMATS]
-BUSES = [(b, b) for b in hv.storage.DISK_BUSES]
+FORMATS = [(f, f) for f in hv.VOLUME_FORMATS]
+BUSES = [(b, b) for b in hv.DISK_BUSES]
 BOOT = [("", "—"), ("hd", "disk (hd)"), ("cdrom", "CD-ROM"), ("network", "network (PXE)")]
 
 
@@ -66,7 +66,7 @@ class CdromForm(DiskTargetForm):
 
 class CdromAddForm(forms.Form):
     bus = forms.ChoiceField(choices=[("", "the machine's own (sata on q35, ide on pc)"),
-                                     *[(b, b) for b in hv.storage.CDROM_BUSES]], required=False)
+                                     *[(b, b) for b in hv.CDROM_BUSES]], required=False)
     iso = forms.CharField(max_length=130, required=False, help_text="lib:<id> or pool/volume; empty for no medium")
 
 

@@ -9,35 +9,25 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import Q
-
 from kvmweb import hypervisor as hv
+from kvmweb.access.permissions import Actor, actor_id, is_authenticated, is_staff
+from kvmweb.accounts.selectors import Usage, usage_provider
 from kvmweb.core.errors import NotFoundError
 from kvmweb.hosts.models import Host
 from kvmweb.hosts.selectors import host_get as hosts_host_get
 from kvmweb.hosts.services import host_connection
 from kvmweb.machines.models import VirtualMachine
-from kvmweb.machines.selectors import is_staff, vm_domain
+from kvmweb.machines.handles import vm_handle
 from kvmweb.media.selectors import iso_list as library_isos
 
+from .handles import open_pool_names, pool_handle
 from .models import PoolAccess, VolumeOwner
-
-Actor = AbstractBaseUser | AnonymousUser
 
 
 def host_get(*, actor: Actor, host_id: int) -> Host:
-    if not getattr(actor, "is_authenticated", False):
+    if not is_authenticated(actor):
         raise NotFoundError("No such host.")
     return hosts_host_get(host_id)
-
-
-def open_pool_names(actor: Actor, host: Host) -> set[str]:
-    """Names of the pools of ``host`` staff opened to ``actor`` (every pool for staff is handled by callers)."""
-    if not getattr(actor, "is_authenticated", False):
-        return set()
-    rows = PoolAccess.objects.filter(host=host).filter(Q(everyone=True) | Q(users=actor))
-    return set(rows.values_list("pool", flat=True))
 
 
 @dataclass(frozen=True)
@@ -52,7 +42,7 @@ class PoolRow:
 
 def pool_list(*, actor: Actor, host: Host) -> list[PoolRow]:
     """``virsh pool-list --all --details`` for staff; the opened, running pools for a user."""
-    infos = hv.list_pools(host_connection(host))
+    infos = hv.pool_list(host_connection(host))
     access = {a.pool: a for a in PoolAccess.objects.filter(host=host).prefetch_related("users")}
     if is_staff(actor):
         return [PoolRow(i, access.get(i.name)) for i in infos]
@@ -60,14 +50,9 @@ def pool_list(*, actor: Actor, host: Host) -> list[PoolRow]:
     return [PoolRow(i, access.get(i.name)) for i in infos if i.name in allowed and i.active]
 
 
-def pool_get(*, actor: Actor, host: Host, name: str) -> hv.Pool:
-    """The pool ``name`` of ``host`` if ``actor`` may use it; NotFoundError otherwise (missing or closed)."""
-    if not is_staff(actor) and name not in open_pool_names(actor, host):
-        raise NotFoundError(f"No storage pool {name!r} open to you on {host}.")
-    try:
-        return hv.pool_lookup(host_connection(host), name)
-    except (hv.PoolNotFound, hv.InvalidRequest):
-        raise NotFoundError(f"No storage pool {name!r} on {host}.") from None
+def pool_get(*, actor: Actor, host: Host, name: str) -> hv.PoolInfo:
+    """The facts of pool ``name`` (``virsh pool-info``) if ``actor`` may use it; NotFoundError otherwise."""
+    return pool_handle(actor=actor, host=host, name=name).info()
 
 
 @dataclass(frozen=True)
@@ -118,7 +103,7 @@ def _owners(host: Host) -> _Owners:
 def _may_use(actor: Actor, row: VolumeRow, owners: _Owners) -> bool:
     if is_staff(actor):
         return True
-    me = getattr(actor, "pk", None)
+    me = actor_id(actor)
     recorded = owners.volume_owner.get((row.info.pool, row.info.name))
     if recorded is not None:
         return recorded == me
@@ -128,7 +113,7 @@ def _may_use(actor: Actor, row: VolumeRow, owners: _Owners) -> bool:
 def _rows(host: Host, pool: hv.Pool, owners: _Owners,
           users: dict[str, list[hv.DiskUse]] | None = None) -> list[VolumeRow]:
     if users is None:
-        users = hv.disk_users(host_connection(host))
+        users = hv.domain_disk_users(host_connection(host))
     rows = []
     for info in pool.volumes():
         uses = tuple(users.get(info.path, ()))
@@ -143,7 +128,7 @@ def volume_list(*, actor: Actor, host: Host, pool: str) -> list[VolumeRow]:
     """``virsh vol-list --details`` with format and the VMs using each volume: the volumes ``actor`` may act on.
 
     One listing call, one XML read per volume, one bulk domain-stats call for the users, two queries."""
-    handle = pool_get(actor=actor, host=host, name=pool)
+    handle = pool_handle(actor=actor, host=host, name=pool)
     if not handle.is_active():
         return []
     owners = _owners(host)
@@ -153,7 +138,7 @@ def volume_list(*, actor: Actor, host: Host, pool: str) -> list[VolumeRow]:
 def iso_list(*, actor: Actor, host: Host) -> list[VolumeRow]:
     """ISO images (``*.iso``) in the running pools open to ``actor``: shared media anyone with access may insert."""
     owners = _owners(host)
-    users = hv.disk_users(host_connection(host))
+    users = hv.domain_disk_users(host_connection(host))
     result = []
     for row in pool_list(actor=actor, host=host):
         if not row.info.active:
@@ -163,36 +148,35 @@ def iso_list(*, actor: Actor, host: Host) -> list[VolumeRow]:
     return result
 
 
-def volume_get(*, actor: Actor, host: Host, pool: str, name: str) -> tuple[hv.Pool, hv.Volume, VolumeRow]:
+def volume_get(*, actor: Actor, host: Host, pool: str, name: str) -> VolumeRow:
     """One volume ``actor`` may act on, with who uses it; NotFoundError for missing and for not-yours alike."""
-    handle = pool_get(actor=actor, host=host, name=pool)
+    handle = pool_handle(actor=actor, host=host, name=pool)
     try:
-        volume = handle.volume(name)
+        info = handle.volume(name).info(pool=handle.name)
     except (hv.VolumeNotFound, hv.InvalidRequest):
         raise NotFoundError(f"No volume {name!r} in pool {pool}.") from None
-    info = volume.info(pool=handle.name)
     owners = _owners(host)
-    uses = tuple(hv.disk_users(host_connection(host)).get(info.path, ()))
+    uses = tuple(hv.domain_disk_users(host_connection(host)).get(info.path, ()))
     row = VolumeRow(info=info, users=uses, owner_name=owners.volume_owner_name.get((handle.name, info.name), ""),
                     vms=tuple(owners.vm_record[u.domain_uuid] for u in uses if u.domain_uuid in owners.vm_record))
     if not _may_use(actor, row, owners):
         raise NotFoundError(f"No volume {name!r} in pool {pool}.")
-    return handle, volume, row
+    return row
 
 
 # ----------------------------------------------------------------------------------------------- a VM's disks
 @dataclass(frozen=True)
 class DiskRow:
-    spec: hv.DiskSpec
+    disk: hv.DiskInfo
     volume: hv.VolumeInfo | None  # None: the file is in no pool (or an empty CD-ROM drive)
 
     @property
     def target(self) -> str:
-        return self.spec.target
+        return self.disk.target
 
     @property
     def is_cdrom(self) -> bool:
-        return self.spec.device == "cdrom"
+        return self.disk.is_cdrom
 
 
 @dataclass
@@ -205,7 +189,7 @@ class VmDisks:
     free_volumes: list[VolumeRow] = field(default_factory=list)  # existing volumes that can be attached
     isos: list[VolumeRow] = field(default_factory=list)  # *.iso volumes of the pools open to the user
     library: list[Any] = field(default_factory=list)  # complete media of the ISO library on the VM's host
-    next_boot: list[hv.DiskSpec] = field(default_factory=list)  # in the definition, not yet in the running guest
+    next_boot: list[hv.DiskInfo] = field(default_factory=list)  # in the definition, not yet in the running guest
     leaving: list[str] = field(default_factory=list)  # in the running guest, gone from its definition
 
 
@@ -213,30 +197,29 @@ def vm_disks(*, actor: Actor, vm: VirtualMachine, choices: bool = True) -> VmDis
     """A VM's disks and CD-ROM drives with their volumes, its boot order, and (``choices``) what may be attached.
 
     The caller has checked that ``actor`` may see ``vm``."""
-    dom = vm_domain(vm)
+    dom = vm_handle(vm)
     conn = host_connection(vm.host)
-    xml = dom.xml()
-    spec = hv.DomainSpec.from_xml(xml)
+    disks = [d.info() for d in dom.document().disks]
     pools = {p.info.target_path.rstrip("/"): p for p in pool_list(actor=actor, host=vm.host)} if choices else {}
     rows = []
-    for disk in spec.disks:
+    for disk in disks:
         info = None
         if disk.source:
-            volume = hv.volume_for_path(conn, disk.source)
+            volume = hv.volume_by_path(conn, disk.source)
             if volume is not None:
                 info = volume.info()
-        rows.append(DiskRow(spec=disk, volume=info))
-    inactive = dom.xml(inactive=True)
-    result = VmDisks(vm=vm, running=dom.state().is_active, disks=rows, boot=hv.boot_order(inactive))
+        rows.append(DiskRow(disk=disk, volume=info))
+    config_doc = dom.document(inactive=True)
+    result = VmDisks(vm=vm, running=dom.state().is_active, disks=rows, boot=config_doc.boot_order)
     if result.running:  # what the definition already says and the guest gets at its next boot
-        config, live = hv.DomainSpec.from_xml(inactive).disks, {d.target for d in spec.disks}
+        config, live = [d.info() for d in config_doc.disks], {d.target for d in disks}
         result.next_boot = [d for d in config if d.target not in live]
         result.leaving = sorted(live - {d.target for d in config})
     if choices:
         result.library = list(library_isos(actor=actor, host=vm.host, complete_only=True))
         result.pools = [p for p in pools.values() if p.info.active]
         owners = _owners(vm.host)
-        users = hv.disk_users(conn)
+        users = hv.domain_disk_users(conn)
         for pool in result.pools:
             handle = hv.pool_lookup(conn, pool.name)
             for row in _rows(vm.host, handle, owners, users):
@@ -245,3 +228,31 @@ def vm_disks(*, actor: Actor, vm: VirtualMachine, choices: bool = True) -> VmDis
                 elif not row.in_use and _may_use(actor, row, owners):
                     result.free_volumes.append(row)
     return result
+
+
+@usage_provider
+def disk_usage(user: Actor, usage: Usage) -> None:
+    """The quota's disk: the capacity (virtual size) of the volumes ``user`` owns — one pool lookup per pool plus
+    one volume lookup and one XML read per volume. Volumes deleted outside the portal count 0."""
+    pools: dict[tuple[int, str], list[str]] = {}
+    hosts: dict[int, Host] = {}
+    for row in VolumeOwner.objects.filter(owner_id=actor_id(user)).select_related("host"):
+        pools.setdefault((row.host_id, row.pool), []).append(row.name)
+        hosts[row.host_id] = row.host
+    for (host_id, pool_name), names in pools.items():
+        host = hosts[host_id]
+        try:
+            pool = hv.pool_lookup(host_connection(host), pool_name)
+        except hv.NotFound:
+            continue
+        except hv.HypervisorError:
+            if host.name not in usage.unavailable:
+                usage.unavailable.append(host.name)
+            continue
+        for name in names:
+            try:
+                usage.disk_bytes += pool.volume(name).spec().capacity
+            except (hv.NotFound, hv.InvalidRequest):
+                continue
+            except hv.HypervisorError:
+                break

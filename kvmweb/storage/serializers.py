@@ -32,7 +32,7 @@ class EnabledSerializer(serializers.Serializer):  # type: ignore[type-arg]
 class VolumeCreateSerializer(serializers.Serializer):  # type: ignore[type-arg]
     name = serializers.CharField(max_length=64)
     size = serializers.CharField(max_length=32, help_text='"20G", "512M", "1.5T"')
-    format = serializers.ChoiceField(choices=list(hv.storage.VOLUME_FORMATS), default="qcow2")
+    format = serializers.ChoiceField(choices=list(hv.VOLUME_FORMATS), default="qcow2")
 
 
 class VolumeUploadBeginSerializer(serializers.Serializer):  # type: ignore[type-arg]
@@ -71,8 +71,8 @@ class DiskAttachSerializer(serializers.Serializer):  # type: ignore[type-arg]
     volume = serializers.CharField(max_length=64)
     new = serializers.BooleanField(default=False, help_text="create the volume first")
     size = serializers.CharField(max_length=32, required=False, allow_blank=True)
-    format = serializers.ChoiceField(choices=list(hv.storage.VOLUME_FORMATS), default="qcow2")
-    bus = serializers.ChoiceField(choices=list(hv.storage.DISK_BUSES), default="virtio")
+    format = serializers.ChoiceField(choices=list(hv.VOLUME_FORMATS), default="qcow2")
+    bus = serializers.ChoiceField(choices=list(hv.DISK_BUSES), default="virtio")
 
 
 class TargetSerializer(serializers.Serializer):  # type: ignore[type-arg]
@@ -80,7 +80,7 @@ class TargetSerializer(serializers.Serializer):  # type: ignore[type-arg]
 
 
 class BusSerializer(TargetSerializer):
-    bus = serializers.ChoiceField(choices=list(hv.storage.DISK_BUSES))
+    bus = serializers.ChoiceField(choices=list(hv.DISK_BUSES))
 
 
 class CdromSerializer(TargetSerializer):
@@ -91,7 +91,7 @@ class CdromSerializer(TargetSerializer):
 
 
 class CdromAddSerializer(serializers.Serializer):  # type: ignore[type-arg]
-    bus = serializers.ChoiceField(choices=["", *hv.storage.CDROM_BUSES], required=False, default="",
+    bus = serializers.ChoiceField(choices=["", *hv.CDROM_BUSES], required=False, default="",
                                   help_text="empty: the machine's own (sata on q35, ide on i440fx)")
     iso = serializers.IntegerField(required=False, help_text="id of a medium of the ISO library to load")
     pool = serializers.CharField(max_length=64, required=False, allow_blank=True)
@@ -140,17 +140,17 @@ def volume_json(row: VolumeRow | hv.VolumeInfo) -> dict[str, Any]:
 
 
 def disk_json(row: DiskRow) -> dict[str, Any]:
-    spec = row.spec
+    disk = row.disk
     return {
-        "target": spec.target, "device": spec.device, "bus": spec.bus, "source": spec.source,
-        "format": spec.format, "readonly": spec.readonly or spec.device == "cdrom",
+        "target": disk.target, "device": disk.device, "bus": disk.bus, "source": disk.source,
+        "format": disk.format, "readonly": disk.readonly or disk.device == "cdrom",
         "volume": volume_json(row.volume) if row.volume else None,
     }
 
 
 def vm_disks_json(disks: VmDisks) -> dict[str, Any]:
     return {"running": disks.running, "boot_order": disks.boot, "disks": [disk_json(d) for d in disks.disks],
-            "next_boot": {"added": [disk_json(DiskRow(spec=d, volume=None)) for d in disks.next_boot],
+            "next_boot": {"added": [disk_json(DiskRow(disk=d, volume=None)) for d in disks.next_boot],
                           "removed": disks.leaving}}
 
 

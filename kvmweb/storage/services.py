@@ -5,31 +5,35 @@ typed reaches libvirt unchecked, and no name can point outside its pool.
 """
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
 from kvmweb import hypervisor as hv
+from kvmweb.access.permissions import Actor, VmAction, actor_id, job_may_view, require_login, require_staff
 from kvmweb.accounts.services import check_quota
 from kvmweb.audit.services import audited
-from kvmweb.core.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
+from kvmweb.core.errors import ConflictError, NotFoundError, ValidationError
 from kvmweb.hosts.models import Host
 from kvmweb.hosts.services import host_connection
 from kvmweb.jobs.models import Job
-from kvmweb.jobs.runner import readable, run_cleanup, undo_record
-from kvmweb.jobs.services import job_cancel, job_cancelled, job_create, job_fail, job_open, job_progress, job_succeed
+from kvmweb.jobs.registry import undo_record, undo_step
+from kvmweb.jobs.services import (
+    job_cancel, job_cancelled, job_fail, job_open, job_progress, job_succeed, readable, run_cleanup,
+)
 from kvmweb.machines.models import VirtualMachine
-from kvmweb.machines.selectors import can_see, is_staff, vm_domain
+from kvmweb.machines.services import vm_audited, vm_checked
 from kvmweb.media.selectors import iso_get
 
 from .models import PoolAccess, VolumeOwner
-from .selectors import VolumeRow, pool_get, volume_get
-from .sizes import SizeRequest, human, parse_size
-from .tasks import clone_vm
+from .handles import pool_handle, volume_handle
+from .selectors import VolumeRow, volume_get
 
-Actor = AbstractBaseUser | AnonymousUser
+human = hv.human
 
 
 def valid_volume_name(name: str, *, field_name: str = "name") -> str:
@@ -41,10 +45,7 @@ def valid_volume_name(name: str, *, field_name: str = "name") -> str:
 
 def staff_only(actor: Actor) -> None:
     """Pool management is for staff: 403 for anyone else (before any input is looked at)."""
-    if not getattr(actor, "is_authenticated", False):
-        raise PermissionDeniedError("Log in first.")
-    if not is_staff(actor):
-        raise PermissionDeniedError("Only staff manage storage pools.")
+    require_staff(actor, "manage storage pools")
 
 
 def _audit_pool(actor: Actor, action: str, host: Host, name: str):  # type: ignore[no-untyped-def]
@@ -66,7 +67,7 @@ def pool_define(*, actor: Actor, host: Host, name: str, path: str, autostart: bo
         raise ValidationError(exc.detail) from None
     conn = host_connection(host)
     with _audit_pool(actor, "pool.define", host, spec.name) as notes:
-        if any(p.name == spec.name for p in hv.list_pools(conn)):
+        if any(p.name == spec.name for p in hv.pool_list(conn)):
             raise ConflictError(f"A storage pool named {spec.name} already exists on {host}.", code="name_taken")
         pool = hv.pool_define(conn, spec)
         if autostart:
@@ -77,7 +78,7 @@ def pool_define(*, actor: Actor, host: Host, name: str, path: str, autostart: bo
 
 def _pool_action(actor: Actor, host: Host, name: str) -> hv.Pool:
     staff_only(actor)
-    return pool_get(actor=actor, host=host, name=name)
+    return pool_handle(actor=actor, host=host, name=name)
 
 
 def _pool_change(actor: Actor, host: Host, name: str, *, action: str, must_run: bool, refusal: str,
@@ -131,7 +132,7 @@ def pool_delete(*, actor: Actor, host: Host, name: str, delete_volumes: bool = F
                 f"{', ...' if len(volumes) > 5 else ''}): confirm deleting them, or delete them first.",
                 code="pool_not_empty",
             )
-        users = hv.disk_users(host_connection(host))
+        users = hv.domain_disk_users(host_connection(host))
         busy = [f"{v.name} (used by {', '.join(u.domain_name for u in users[v.path])})"
                 for v in volumes if v.path in users]
         if busy:
@@ -158,7 +159,7 @@ def pool_set_access(*, actor: Actor, host: Host, name: str, everyone: bool,
                     users: Iterable[AbstractBaseUser] = ()) -> PoolAccess | None:
     """Open a pool to everyone or to chosen users (an empty choice closes it)."""
     staff_only(actor)
-    pool_get(actor=actor, host=host, name=name)
+    pool_handle(actor=actor, host=host, name=name)
     chosen = list(users)
     with _audit_pool(actor, "pool.access", host, name) as notes:
         if not everyone and not chosen:
@@ -172,7 +173,7 @@ def pool_set_access(*, actor: Actor, host: Host, name: str, everyone: bool,
 
 
 # ------------------------------------------------------------------------------------------------ volumes
-def _check_space(pool: hv.Pool, needed: int, what: str) -> None:
+def check_space(pool: hv.Pool, needed: int, what: str) -> None:
     info = pool.info()
     if needed > info.available:
         raise ValidationError(
@@ -187,29 +188,33 @@ def _refuse_taken(pool: hv.Pool, name: str) -> None:
 
 
 def _user_pool(actor: Actor, host: Host, name: str) -> hv.Pool:
-    if not getattr(actor, "is_authenticated", False):
-        raise PermissionDeniedError("Log in first.")
-    pool = pool_get(actor=actor, host=host, name=name)
+    require_login(actor)
+    pool = pool_handle(actor=actor, host=host, name=name)
     if not pool.is_active():
         raise ConflictError(f"Pool {name} is not running.", code="not_running")
     return pool
 
 
+def volume_owner_record(*, host: Host, pool: str, name: str, owner_id: int | None) -> None:
+    """Remember whose a volume is (it counts in their disk quota and they may use it)."""
+    VolumeOwner.objects.update_or_create(host=host, pool=pool, name=name, defaults={"owner_id": owner_id})
+
+
 def _record_owner(actor: Actor, host: Host, pool: str, name: str) -> None:
-    VolumeOwner.objects.update_or_create(host=host, pool=pool, name=name, defaults={"owner": actor})
+    volume_owner_record(host=host, pool=pool, name=name, owner_id=actor_id(actor))
 
 
 def volume_create(*, actor: Actor, host: Host, pool: str, name: str, size: str, fmt: str = "qcow2") -> hv.VolumeInfo:
     """``qemu-img create -f FMT NAME SIZE`` in a pool open to ``actor``; the volume becomes theirs."""
     handle = _user_pool(actor, host, pool)
     valid_volume_name(name)
-    if fmt not in hv.storage.VOLUME_FORMATS:
+    if fmt not in hv.VOLUME_FORMATS:
         raise ValidationError(f"Unknown format {fmt!r}: use qcow2 or raw.", fields={"format": ["qcow2 or raw"]})
-    capacity = parse_size(size).amount
+    capacity = hv.parse_size(size).amount
     check_quota(actor, disk_bytes=capacity, fields={"disk": "size"})
     with _audit_volume(actor, "volume.create", host, pool, name) as notes:
         _refuse_taken(handle, name)
-        _check_space(handle, capacity, f"A {human(capacity)} volume")
+        check_space(handle, capacity, f"A {human(capacity)} volume")
         volume = handle.create_volume(hv.VolumeSpec(name=name, capacity=capacity, format=fmt))
         try:
             _record_owner(actor, host, pool, name)
@@ -245,7 +250,7 @@ def _guest_note(bus: str, online: bool) -> str:
 
 def _resize(actor: Actor, host: Host, pool: hv.Pool, volume: hv.Volume, row: VolumeRow,
             size: str) -> ResizeResult:
-    request: SizeRequest = parse_size(size, allow_relative=True)
+    request = hv.parse_size(size, allow_relative=True)
     old = row.info.capacity
     new = request.target(old)
     if new < old:
@@ -257,12 +262,12 @@ def _resize(actor: Actor, host: Host, pool: hv.Pool, volume: hv.Volume, row: Vol
     if new == old:
         raise ValidationError(f"The disk is already {human(old)}.", fields={"size": ["no change"]})
     check_quota(actor, disk_bytes=new - old, fields={"disk": "size"})
-    _check_space(pool, new - old, f"Growing by {human(new - old)}")
+    check_space(pool, new - old, f"Growing by {human(new - old)}")
     running: list[tuple[hv.Domain, str]] = []
     conn = host_connection(host)
     for use in row.users:
         try:
-            dom = hv.lookup(conn, use.domain_uuid)
+            dom = hv.domain_lookup(conn, use.domain_uuid)
         except hv.DomainNotFound:
             continue
         if dom.state().is_active:
@@ -273,8 +278,9 @@ def _resize(actor: Actor, host: Host, pool: hv.Pool, volume: hv.Volume, row: Vol
     with _audit_volume(actor, "volume.resize", host, pool.name, row.name) as notes:
         if running:
             dom, target = running[0]
-            hv.block_resize(dom, target, new)
-            bus = next((d.bus for d in dom.spec().disks if d.target == target), "")
+            dom.block_resize(target, new)
+            disk = dom.document().disk(target)
+            bus = (disk.bus or "") if disk is not None else ""
             notes.append(f"online via {dom.name}/{target}")
         else:
             volume.resize(new)
@@ -286,14 +292,16 @@ def _resize(actor: Actor, host: Host, pool: hv.Pool, volume: hv.Volume, row: Vol
 
 def volume_resize(*, actor: Actor, host: Host, pool: str, name: str, size: str) -> ResizeResult:
     """``qemu-img resize NAME +10G`` (or an absolute size); grow only. A disk of a running VM grows online."""
-    handle, volume, row = volume_get(actor=actor, host=host, pool=pool, name=name)
+    row = volume_get(actor=actor, host=host, pool=pool, name=name)
+    handle, volume = volume_handle(actor=actor, host=host, pool=pool, name=name)
     _refuse_uploading(host, pool, name)
     return _resize(actor, host, handle, volume, row, size)
 
 
 def volume_delete(*, actor: Actor, host: Host, pool: str, name: str) -> None:
     """Delete a volume no VM uses (refused naming the VMs that do) and no linked clone reads from."""
-    handle, volume, row = volume_get(actor=actor, host=host, pool=pool, name=name)
+    row = volume_get(actor=actor, host=host, pool=pool, name=name)
+    handle, volume = volume_handle(actor=actor, host=host, pool=pool, name=name)
     with _audit_volume(actor, "volume.delete", host, pool, name):
         if row.in_use:
             raise ConflictError(
@@ -315,7 +323,8 @@ def volume_delete(*, actor: Actor, host: Host, pool: str, name: str) -> None:
 
 def volume_download(*, actor: Actor, host: Host, pool: str, name: str) -> tuple[hv.VolumeInfo, Iterator[bytes]]:
     """The volume's file streamed through libvirt (``virsh vol-download``), never whole in memory."""
-    _handle, volume, row = volume_get(actor=actor, host=host, pool=pool, name=name)
+    row = volume_get(actor=actor, host=host, pool=pool, name=name)
+    _handle, volume = volume_handle(actor=actor, host=host, pool=pool, name=name)
     with _audit_volume(actor, "volume.download", host, pool, name):
         chunks = volume.download()
     return row.info, chunks
@@ -378,7 +387,7 @@ def volume_upload_begin(*, actor: Actor, host: Host, pool: str, name: str, size:
     check_quota(actor, disk_bytes=size, fields={"disk": "size"})
     with _audit_volume(actor, "volume.upload", host, pool, name) as notes:
         _refuse_taken(handle, name)
-        _check_space(handle, size, f"An upload of {human(size)}")
+        check_space(handle, size, f"An upload of {human(size)}")
         volume = handle.create_volume(hv.VolumeSpec(name=name, capacity=size, format="raw"))
         try:
             with transaction.atomic():
@@ -401,7 +410,7 @@ def volume_upload_begin(*, actor: Actor, host: Host, pool: str, name: str, size:
 def _upload_of(actor: Actor, host: Host, pool: str, name: str) -> Job:
     """The unfinished upload of ``pool/name`` that ``actor`` (its starter, or staff) may continue."""
     job = upload_job(host, pool, name)
-    if job is None or not (is_staff(actor) or job.actor_id == getattr(actor, "pk", None)):
+    if job is None or not job_may_view(actor, job):
         raise NotFoundError(f"No upload of {name} in pool {pool}: start one with POST {{\"size\": <bytes>}}.")
     if job.finished_state:
         raise ConflictError(f"The upload of {name} has {job.state}" + (f": {job.error}" if job.error else ".")
@@ -478,109 +487,124 @@ def volume_upload_cancel(*, actor: Actor, host: Host, pool: str, name: str) -> J
 
 
 # ------------------------------------------------------------------------------------------------ a VM's disks
-def _vm_check(actor: Actor, vm: VirtualMachine) -> hv.Domain:
-    if not getattr(actor, "is_authenticated", False) or not can_see(actor, vm):
-        raise NotFoundError("No such virtual machine.")
-    return vm_domain(vm)
+@dataclass(frozen=True)
+class DiskResult:
+    """A change to one of a VM's drives: its device name now, and what the person reads."""
+
+    target: str
+    message: str
 
 
-def _audit_vm(actor: Actor, action: str, vm: VirtualMachine):  # type: ignore[no-untyped-def]
-    return audited(actor=actor, action=action, target_type="vm", target=f"{vm.name} {vm.uuid}", host=vm.host.uri)
+def _disk(dom: hv.Domain, target: str) -> hv.DiskInfo:
+    """The drive ``target`` as the VM has it now (the running guest's, else the definition's)."""
+    disk = dom.document().disk(target)
+    if disk is None:
+        raise NotFoundError(f"This VM has no disk {target!r}.")
+    return disk.info()
 
 
-def _disk(dom: hv.Domain, target: str) -> hv.DiskSpec:
-    for disk in dom.spec().disks:
-        if disk.target == target:
-            return disk
-    raise NotFoundError(f"This VM has no disk {target!r}.")
+def _device(disk: hv.DiskInfo, *, source: str | None, shared_media: bool) -> hv.Disk:
+    """A drive as attach/detach/update take it: ``disk``'s target, bus and kind, with ``source`` in it."""
+    return hv.Disk.new(target=disk.target, device=disk.device, bus=disk.bus, source=source,
+                       format=disk.format or "raw", readonly=disk.readonly, shared_media=shared_media)
 
 
 def _check_bus(bus: str, *, cdrom: bool = False) -> str:
-    allowed = hv.storage.CDROM_BUSES if cdrom else tuple(hv.storage.DISK_BUSES)
+    allowed = hv.CDROM_BUSES if cdrom else tuple(hv.DISK_BUSES)
     if bus not in allowed:
         raise ValidationError(f"Unknown bus {bus!r}: use one of {', '.join(allowed)}.", fields={"bus": list(allowed)})
     return bus
 
 
+def _taken_targets(dom: hv.Domain) -> list[str]:
+    """Device names in use, in the definition and in the running guest."""
+    return [d.target or "" for d in dom.document(inactive=True).disks + dom.document().disks]
+
+
 def _attach(dom: hv.Domain, path: str, fmt: str, bus: str) -> str:
-    target = hv.storage.free_target(bus, [d.target for d in dom.spec(inactive=True).disks] +
-                                    [d.target for d in dom.spec().disks])
-    dom.attach_device(hv.disk_xml(hv.DiskSpec(target=target, bus=bus, source=path, format=fmt)))
+    target = hv.free_disk_target(bus, _taken_targets(dom))
+    dom.attach(hv.Disk.new(target=target, bus=bus, source=path, format=fmt))
     return target
 
 
 def disk_attach_new(*, actor: Actor, vm: VirtualMachine, pool: str, name: str, size: str, fmt: str = "qcow2",
-                    bus: str = "virtio") -> str:
-    """Create a volume and attach it as a new disk (hot-plugged when the VM runs). Returns the device name."""
-    dom = _vm_check(actor, vm)
+                    bus: str = "virtio") -> DiskResult:
+    """Create a volume and attach it as a new disk (hot-plugged when the VM runs)."""
+    dom = vm_checked(actor, vm, VmAction.MANAGE)
     _check_bus(bus)
     info = volume_create(actor=actor, host=vm.host, pool=pool, name=name, size=size, fmt=fmt)
-    with _audit_vm(actor, "vm.disk_attach", vm) as notes:
+    with vm_audited(actor, "vm.disk_attach", vm) as notes:
         try:
             target = _attach(dom, info.path, info.format, bus)
         except BaseException:
             volume_delete(actor=actor, host=vm.host, pool=pool, name=name)
             raise
         notes.append(f"{target} = new {pool}/{name}")
-    return target
+    return DiskResult(target, f"Attached as {target}.")
 
 
-def disk_attach_existing(*, actor: Actor, vm: VirtualMachine, pool: str, name: str, bus: str = "virtio") -> str:
+def disk_attach_existing(*, actor: Actor, vm: VirtualMachine, pool: str, name: str,
+                         bus: str = "virtio") -> DiskResult:
     """Attach a volume ``actor`` may use and no VM uses (two writers corrupt a disk)."""
-    dom = _vm_check(actor, vm)
+    dom = vm_checked(actor, vm, VmAction.MANAGE)
     _check_bus(bus)
-    _handle, _volume, row = volume_get(actor=actor, host=vm.host, pool=pool, name=name)
+    row = volume_get(actor=actor, host=vm.host, pool=pool, name=name)
     if row.in_use:
         raise ConflictError(f"{name} is already a disk of {row.used_by_names}.", code="volume_in_use")
     _refuse_uploading(vm.host, pool, name)
     if row.is_iso:
         raise ValidationError(f"{name} is an ISO image: insert it into a CD-ROM drive instead.")
-    with _audit_vm(actor, "vm.disk_attach", vm) as notes:
+    with vm_audited(actor, "vm.disk_attach", vm) as notes:
         target = _attach(dom, row.info.path, row.info.format, bus)
         notes.append(f"{target} = {pool}/{name}")
-    return target
+    return DiskResult(target, f"Attached as {target}.")
 
 
-def disk_detach(*, actor: Actor, vm: VirtualMachine, target: str) -> None:
+def disk_detach(*, actor: Actor, vm: VirtualMachine, target: str) -> DiskResult:
     """Detach a disk; its volume stays (delete it separately). A running guest must agree to release it."""
-    dom = _vm_check(actor, vm)
+    dom = vm_checked(actor, vm, VmAction.MANAGE)
     disk = _disk(dom, target)
-    with _audit_vm(actor, "vm.disk_detach", vm) as notes:
-        dom.detach_device(hv.disk_xml(disk))
+    with vm_audited(actor, "vm.disk_detach", vm) as notes:
+        dom.detach(_device(disk, source=disk.source, shared_media=disk.shared_media))
         notes.append(f"{target} ({disk.source or 'empty'})")
+    return DiskResult(target, f"{target} detached; its volume stays in its pool.")
 
 
-def disk_set_bus(*, actor: Actor, vm: VirtualMachine, target: str, bus: str) -> str:
-    """Move a disk to another bus (virtio, sata, scsi...) on a shut-off VM. Returns its new device name."""
-    dom = _vm_check(actor, vm)
+def disk_set_bus(*, actor: Actor, vm: VirtualMachine, target: str, bus: str) -> DiskResult:
+    """Move a disk to another bus (virtio, sata, scsi...) on a shut-off VM: its device name follows the bus."""
+    dom = vm_checked(actor, vm, VmAction.MANAGE)
     disk = _disk(dom, target)
-    _check_bus(bus, cdrom=disk.device == "cdrom")
+    _check_bus(bus, cdrom=disk.is_cdrom)
     if dom.state().is_active:
         raise ConflictError("Shut the VM off first: a disk cannot change bus while the guest runs.",
                             code="vm_running")
     if disk.bus == bus:
         raise ValidationError(f"{target} is already on the {bus} bus.")
-    with _audit_vm(actor, "vm.disk_bus", vm) as notes:
-        new = hv.storage.set_disk_bus(dom, target, bus)
+    with vm_audited(actor, "vm.disk_bus", vm) as notes:
+        try:
+            with dom.editing() as doc:
+                new = doc.move_disk(target, bus)
+        except hv.InvalidRequest as exc:
+            raise ValidationError(exc.detail, fields={"bus": [exc.detail]}) from None
         notes.append(f"{target} → {new} ({bus})")
-    return new
+    return DiskResult(new, f"{target} is now {new} on the {bus} bus.")
 
 
 def disk_resize(*, actor: Actor, vm: VirtualMachine, target: str, size: str) -> ResizeResult:
     """Grow one of the VM's disks (online when the VM runs): the disk's volume must be in a storage pool."""
-    dom = _vm_check(actor, vm)
+    dom = vm_checked(actor, vm, VmAction.MANAGE)
     disk = _disk(dom, target)
     if disk.device != "disk" or not disk.source:
         raise ValidationError(f"{target} is not a disk with an image: only disks can grow.")
     if disk.readonly or disk.shared_media:
         raise ValidationError(f"{target} is read-only or shared media; it cannot grow.")
     conn = host_connection(vm.host)
-    volume = hv.volume_for_path(conn, disk.source)
+    volume = hv.volume_by_path(conn, disk.source)
     if volume is None:
         raise ValidationError(f"{disk.source} is not in a storage pool; the portal only resizes pool volumes.")
     pool = hv.pool_lookup(conn, volume.pool_name())
     info = volume.info(pool=pool.name)
-    uses = tuple(hv.disk_users(conn).get(info.path, ()))
+    uses = tuple(hv.domain_disk_users(conn).get(info.path, ()))
     if any(u.domain_uuid != vm.uuid_str for u in uses):
         raise ConflictError("Another VM also uses this disk; it cannot be grown safely.", code="volume_in_use")
     return _resize(actor, vm.host, pool, volume, VolumeRow(info=info, users=uses), size)
@@ -596,7 +620,7 @@ def _medium(actor: Actor, vm: VirtualMachine, *, pool: str, name: str, iso_id: i
         return iso.path, True, iso.name
     if not name.lower().endswith(".iso"):
         raise ValidationError("Only ISO images (*.iso) go into a CD-ROM drive.", fields={"volume": ["not an ISO"]})
-    handle = pool_get(actor=actor, host=vm.host, name=pool)
+    handle = pool_handle(actor=actor, host=vm.host, name=pool)
     try:
         volume = handle.volume(name)
     except (hv.VolumeNotFound, hv.InvalidRequest):
@@ -606,33 +630,35 @@ def _medium(actor: Actor, vm: VirtualMachine, *, pool: str, name: str, iso_id: i
     return volume.path, False, f"{pool}/{name}"
 
 
+def _cdrom_drive(dom: hv.Domain, target: str) -> hv.DiskInfo:
+    drive = _disk(dom, target)
+    if not drive.is_cdrom:
+        raise ValidationError(f"{target} is not a CD-ROM drive.")
+    return drive
+
+
 def cdrom_insert(*, actor: Actor, vm: VirtualMachine, target: str, pool: str = "", name: str = "",
-                 iso_id: int | None = None) -> None:
+                 iso_id: int | None = None) -> DiskResult:
     """Insert (or change) the medium in a CD-ROM drive, live when the VM runs: an ISO of the ISO library
     (``iso_id``), or an ``*.iso`` volume of a pool open to ``actor``. Media stay shared and read-only."""
-    dom = _vm_check(actor, vm)
-    drive = _disk(dom, target)
-    if drive.device != "cdrom":
-        raise ValidationError(f"{target} is not a CD-ROM drive.")
+    dom = vm_checked(actor, vm, VmAction.OPERATE)
+    drive = _cdrom_drive(dom, target)
     source, shared, label = _medium(actor, vm, pool=pool, name=name, iso_id=iso_id)
-    with _audit_vm(actor, "vm.cdrom_insert", vm) as notes:
-        dom.update_device(hv.disk_xml(hv.DiskSpec(
-            target=target, device="cdrom", bus=drive.bus, source=source, format="raw", shared_media=shared,
-        )))
+    with vm_audited(actor, "vm.cdrom_insert", vm) as notes:
+        dom.update(_device(drive, source=source, shared_media=shared))
         notes.append(f"{target}: {label}")
+    return DiskResult(target, f"{name or label} is in {target}.")
 
 
-def cdrom_eject(*, actor: Actor, vm: VirtualMachine, target: str) -> None:
-    dom = _vm_check(actor, vm)
-    drive = _disk(dom, target)
-    if drive.device != "cdrom":
-        raise ValidationError(f"{target} is not a CD-ROM drive.")
+def cdrom_eject(*, actor: Actor, vm: VirtualMachine, target: str) -> DiskResult:
+    dom = vm_checked(actor, vm, VmAction.OPERATE)
+    drive = _cdrom_drive(dom, target)
     if not drive.source:
         raise ConflictError(f"{target} is already empty.", code="empty")
-    with _audit_vm(actor, "vm.cdrom_eject", vm) as notes:
-        dom.update_device(hv.disk_xml(hv.DiskSpec(target=target, device="cdrom", bus=drive.bus, source=None,
-                                                  format="raw")))
+    with vm_audited(actor, "vm.cdrom_eject", vm) as notes:
+        dom.update(_device(drive, source=None, shared_media=False))
         notes.append(f"{target}: ejected {drive.source}")
+    return DiskResult(target, f"{target} ejected.")
 
 
 MAX_CDROM_DRIVES = 4  # per VM: enough for an installer, a driver disc and more; not a pile of empty drives
@@ -663,26 +689,28 @@ def cdrom_add(*, actor: Actor, vm: VirtualMachine, bus: str = "", pool: str = ""
     :func:`cdrom_insert` takes it), to the VM's persistent definition. The bus defaults to the machine's (SATA on
     q35, IDE on i440fx); the drive gets the first free device name of that bus. A running VM gets it at its next
     boot."""
-    dom = _vm_check(actor, vm)
-    config = dom.spec(inactive=True)
-    bus = _check_bus(bus or hv.storage.default_cdrom_bus(config.machine, config.arch), cdrom=True)
-    if bus == "ide" and hv.storage.machine_lacks_ide(config.machine):
+    dom = vm_checked(actor, vm, VmAction.MANAGE)
+    config = dom.document(inactive=True)
+    bus = _check_bus(bus or config.default_cdrom_bus, cdrom=True)
+    if bus == "ide" and config.lacks_ide:
         raise ValidationError(f"A q35 machine ({config.machine}) has no IDE controller: use sata.",
                               fields={"bus": ["no IDE on q35"]})
     medium = _medium(actor, vm, pool=pool, name=name, iso_id=iso_id) if name or iso_id is not None else None
     running = dom.state().is_active
-    disks = list(config.disks) + (list(dom.spec().disks) if running else [])
-    if sum(d.device == "cdrom" for d in config.disks) >= MAX_CDROM_DRIVES:
+    if sum(d.is_cdrom for d in config.disks) >= MAX_CDROM_DRIVES:
         raise ConflictError(f"{vm.name} already has {MAX_CDROM_DRIVES} CD-ROM drives, the most a VM may have: "
                             "change the medium in one of them instead.", code="too_many_drives")
-    target = hv.storage.free_target(bus, [d.target for d in disks])
-    if bus == "ide" and target not in hv.storage.IDE_TARGETS:
-        raise ConflictError(f"All {len(hv.storage.IDE_TARGETS)} IDE slots (hda–hdd) of {vm.name} are taken: "
+    target = hv.free_disk_target(bus, _taken_targets(dom) if running else [d.target or "" for d in config.disks])
+    if bus == "ide" and target not in hv.IDE_TARGETS:
+        raise ConflictError(f"All {len(hv.IDE_TARGETS)} IDE slots (hda–hdd) of {vm.name} are taken: "
                             "use sata, or remove a drive first.", code="no_free_slot")
     source, shared, label = medium or (None, False, "empty")
-    with _audit_vm(actor, "vm.cdrom_add", vm) as notes:
-        hv.storage.add_disk_config(dom, hv.DiskSpec(target=target, device="cdrom", bus=bus, source=source,
-                                                    format="raw", shared_media=shared))
+    with vm_audited(actor, "vm.cdrom_add", vm) as notes:
+        with dom.editing() as doc:
+            if doc.disk(target) is not None:
+                raise ConflictError(f"This VM already has a disk {target}.", code="name_taken")
+            doc.add_device(hv.Disk.new(target=target, device="cdrom", bus=bus, source=source, format="raw",
+                                       shared_media=shared))
         notes.append(f"{target} ({bus}): {label}" + (", from the next boot" if running else ""))
     return DriveChange(target=target, bus=bus, added=True, pending=running)
 
@@ -690,132 +718,74 @@ def cdrom_add(*, actor: Actor, vm: VirtualMachine, bus: str = "", pool: str = ""
 def cdrom_remove(*, actor: Actor, vm: VirtualMachine, target: str) -> DriveChange:
     """Remove a CD-ROM drive (empty or loaded; the medium's file stays) from the VM's persistent definition. A
     running VM keeps the drive until it stops."""
-    dom = _vm_check(actor, vm)
-    drive = next((d for d in dom.spec(inactive=True).disks if d.target == target), None)
+    dom = vm_checked(actor, vm, VmAction.MANAGE)
     running = dom.state().is_active
+    drive = dom.document(inactive=True).disk(target)  # refusals are checked before the audited change
     if drive is None:
-        if running and any(d.target == target for d in dom.spec().disks):
-            raise ConflictError(f"{target} is already removed from the definition; it goes when the VM next stops.",
-                                code="pending")
+        if running and dom.document().disk(target) is not None:
+            raise ConflictError(f"{target} is already removed from the definition; it goes when the VM "
+                                "next stops.", code="pending")
         raise NotFoundError(f"This VM has no drive {target!r}.")
-    if drive.device != "cdrom":
-        raise ValidationError(f"{target} is a disk, not a CD-ROM drive: detach it instead (its volume stays).",
-                              fields={"target": ["not a CD-ROM drive"]})
-    with _audit_vm(actor, "vm.cdrom_remove", vm) as notes:
-        hv.storage.remove_disk_config(dom, target)
-        notes.append(f"{target} ({drive.source or 'empty'})" + (", from the next boot" if running else ""))
-    return DriveChange(target=target, bus=drive.bus, added=False, pending=running)
-
-
-def boot_order_set(*, actor: Actor, vm: VirtualMachine, order: list[str]) -> None:
-    """Set the boot order (cdrom, hd, network); takes effect at the next boot."""
-    dom = _vm_check(actor, vm)
-    with _audit_vm(actor, "vm.boot_order", vm) as notes:
-        try:
-            hv.set_boot_order(dom, order)
-        except hv.InvalidRequest as exc:
-            raise ValidationError(exc.detail, fields={"order": [exc.detail]}) from None
-        notes.append(" ".join(order))
-
-
-# ------------------------------------------------------------------------------------------------ clone a VM
-CLONE_MODES = ("full", "linked")
+    if not drive.is_cdrom:
+        raise ValidationError(f"{target} is a disk, not a CD-ROM drive: detach it instead (its volume "
+                              "stays).", fields={"target": ["not a CD-ROM drive"]})
+    source, bus = drive.source, drive.bus or ""
+    with vm_audited(actor, "vm.cdrom_remove", vm) as notes:
+        with dom.editing() as doc:
+            current = doc.disk(target)
+            if current is None or not current.is_cdrom:  # changed since the check above
+                raise ConflictError(f"The drive {target} changed meanwhile: reload and try again.", code="changed")
+            doc.remove_device(current)
+        notes.append(f"{target} ({source or 'empty'})" + (", from the next boot" if running else ""))
+    return DriveChange(target=target, bus=bus, added=False, pending=running)
 
 
 @dataclass(frozen=True)
-class CloneDisk:
-    target: str
-    pool: str
-    source: str  # volume name
-    source_path: str
-    new_name: str
-    format: str  # of the new volume
-    allocation: int  # bytes the source holds (what a full copy writes)
-    capacity: int = 0  # the new volume's virtual size (a linked clone's overlay has its backing file's)
+class BootOrderResult:
+    order: list[str]
 
-    def as_params(self) -> dict[str, object]:
-        return dict(vars(self))
+    @property
+    def message(self) -> str:
+        return "Boot order: " + ", ".join(self.order) + " (from the next boot)."
 
 
-def clone_suggest_name(host: Host, source: str) -> str:
-    """``<source>-clone``, or ``<source>-clone-2``... whichever no domain on the host has (virt-clone's way)."""
-    taken = {d.name for d in hv.list_domains(host_connection(host))}
-    stem = source[:58]
-    candidate, n = f"{stem}-clone", 2
-    while candidate in taken:
-        candidate, n = f"{stem}-clone-{n}", n + 1
-    return candidate
+def boot_order_set(*, actor: Actor, vm: VirtualMachine, order: list[str]) -> BootOrderResult:
+    """Set the boot order (cdrom, hd, network); takes effect at the next boot."""
+    dom = vm_checked(actor, vm, VmAction.MANAGE)
+    with vm_audited(actor, "vm.boot_order", vm) as notes:
+        try:
+            with dom.editing() as doc:
+                doc.set_boot_order(order)
+        except hv.InvalidRequest as exc:
+            raise ValidationError(exc.detail, fields={"order": [exc.detail]}) from None
+        notes.append(" ".join(order))
+    return BootOrderResult(order=list(order))
 
 
-def clone_plan(*, host: Host, dom: hv.Domain, name: str, mode: str) -> list[CloneDisk]:
-    """Which disks get copied and under which names: every writable disk, in its own pool, named like virt-clone
-    names them (``new.qcow2``, ``new-1.qcow2``...). Read-only and shared media (ISOs) stay shared."""
-    conn = host_connection(host)
-    plan: list[CloneDisk] = []
-    taken: dict[str, set[str]] = {}
-    for disk in dom.spec(inactive=True).disks:
-        if disk.device != "disk" or not disk.source or disk.readonly or disk.shared_media:
-            continue
-        volume = hv.volume_for_path(conn, disk.source)
-        if volume is None:
-            raise ValidationError(f"Disk {disk.target} ({disk.source}) is not in a storage pool; the portal can "
-                                  "only clone disks that live in pools.")
-        pool = hv.pool_lookup(conn, volume.pool_name())
-        info = volume.info(pool=pool.name)
-        if pool.name not in taken:
-            taken[pool.name] = {v.name for v in pool.volumes()}
-        fmt = "qcow2" if mode == "linked" else info.format
-        _stem, ext = hv.storage.split_ext(info.name)
-        new_name = hv.storage.file_name_for(name, ext if mode == "full" and ext else "qcow2", taken[pool.name])
-        taken[pool.name].add(new_name)
-        plan.append(CloneDisk(target=disk.target, pool=pool.name, source=info.name, source_path=info.path,
-                              new_name=new_name, format=fmt, allocation=info.allocation,
-                              capacity=info.capacity))
-    return plan
+# ------------------------------------------------------------------------------------------------ undo steps
+BUSY_WAIT = 900  # seconds an undo waits for libvirt to finish writing a volume before deleting it
+POLL = 0.5
 
 
-def vm_clone(*, actor: Actor, vm: VirtualMachine, name: str = "", mode: str = "full",
-             pause_source: bool = False) -> Job:
-    """Queue a clone of ``vm`` (``virt-clone --original SRC --name NEW --auto-clone``) as a Job; returns the Job.
-
-    Full mode copies every writable disk; linked mode makes qcow2 overlays on the source's disks (the source must
-    then stay, and stay shut off). The source must be shut off, or the user agrees to pause it during the copy.
-    The clone belongs to ``actor``."""
-
-    dom = _vm_check(actor, vm)
-    if mode not in CLONE_MODES:
-        raise ValidationError(f"Unknown clone mode {mode!r}: use full or linked.", fields={"mode": list(CLONE_MODES)})
-    name = (name or "").strip() or clone_suggest_name(vm.host, vm.name)
+@undo_step("storage.delete_volume")
+def _undo_volume(params: dict[str, Any]) -> str | None:
+    """Delete a volume a job made (a clone's copy, a new VM's disk, an unfinished upload) and forget its owner. A
+    copy still running inside libvirtd (the worker died mid-copy) cannot be deleted until it ends: wait for it."""
+    conn = host_connection(Host.objects.get(pk=params["host_id"]))
     try:
-        hv.validate_name(name)
-    except hv.InvalidRequest as exc:
-        raise ValidationError(exc.detail, fields={"name": [exc.detail]}) from None
-    if any(d.name == name for d in hv.list_domains(host_connection(vm.host))):
-        raise ConflictError(f"A virtual machine named {name} already exists on {vm.host}.", code="name_taken")
-    state = dom.state()
-    if state.is_active:
-        if mode == "linked":
-            raise ConflictError(f"{vm.name} is {state.label}: shut it off for a linked clone (it must not write "
-                                "to the disks the clone reads from).", code="vm_running")
-        if not pause_source:
-            raise ConflictError(f"{vm.name} is {state.label}: shut it off first, or confirm pausing it during the "
-                                "copy.", code="vm_running")
-    plan = clone_plan(host=vm.host, dom=dom, name=name, mode=mode)
-    source = dom.info()  # the clone counts in the quota like the source: its vCPUs, memory and disks' virtual size
-    check_quota(actor, vms=1, vcpus=source.vcpus, memory_mib=source.max_memory_kib // 1024,
-                disk_bytes=sum(d.capacity for d in plan))
-    if mode == "full":
-        conn = host_connection(vm.host)
-        for pool_name in {d.pool for d in plan}:
-            need = sum(d.allocation for d in plan if d.pool == pool_name)
-            _check_space(hv.pool_lookup(conn, pool_name), need, f"Copying the disks ({human(need)})")
-    with _audit_vm(actor, f"vm.clone_{mode}", vm) as notes, transaction.atomic():
-        job = job_create(
-            actor=actor, kind="storage.clone", title=f"Clone {vm.name} → {name} ({mode})", task=clone_vm,
-            target_type="vm", target=str(vm.uuid), host=vm.host,
-            params={"host_id": vm.host.pk, "source_uuid": str(vm.uuid), "name": name, "mode": mode,
-                    "pause": bool(pause_source and state.is_active), "owner_id": getattr(actor, "pk", None),
-                    "disks": [d.as_params() for d in plan]},
-        )
-        notes.append(f"{name}: job {job.pk}")
-    return job
+        pool = hv.pool_lookup(conn, params["pool"])
+        pool.refresh()
+        volume = pool.volume(params["name"])
+    except hv.NotFound:
+        return "already gone"
+    deadline = time.monotonic() + BUSY_WAIT
+    while True:
+        try:
+            volume.delete()
+            break
+        except hv.OperationInvalid:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(POLL)  # "volume is still being allocated": libvirtd is still copying into it
+    VolumeOwner.objects.filter(host_id=params["host_id"], pool=params["pool"], name=params["name"]).delete()
+    return None

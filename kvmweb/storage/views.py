@@ -5,22 +5,21 @@ from collections.abc import Callable
 from typing import Any
 
 from django import forms
-from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from kvmweb.core.errors import ServiceError, error_reply
+from kvmweb import hypervisor as hv
+from kvmweb.access.permissions import is_staff
+from kvmweb.core.api import stream_response
+from kvmweb.core.views import run_service, submit
 from kvmweb.hosts.models import Host
 from kvmweb.hosts.selectors import host_queryset
-from kvmweb import hypervisor as hv
-from kvmweb.hypervisor import HypervisorError
-from kvmweb.machines.selectors import is_staff, vm_domain, vm_get
+from kvmweb.machines.selectors import vm_get, vm_state
 
-from . import selectors, services
-from .api import _file_size, stream_response
+from . import clone, selectors, services
 from .models import PoolAccess
 from .forms import (
     BootOrderForm,
@@ -39,35 +38,6 @@ from .forms import (
 )
 
 
-def _attempt(request: HttpRequest, fn: Callable[[], Any], done: Callable[[Any], str] | str) -> bool:
-    """Run one service call; success → a message; our errors → an error message (never a 500)."""
-    try:
-        result = fn()
-    except (ServiceError, HypervisorError) as exc:
-        reply = error_reply(exc)
-        assert reply is not None
-        messages.error(request, reply.detail)
-        return False
-    messages.success(request, done(result) if callable(done) else done)
-    return True
-
-
-def _invalid(request: HttpRequest, form: forms.Form) -> None:
-    for field, errors in form.errors.items():
-        for error in errors:
-            messages.error(request, f"{field}: {error}" if field != "__all__" else error)
-
-
-def _submit(request: HttpRequest, form_class: type[forms.Form], run: Callable[[forms.Form], Any],
-            done: Callable[[Any], str] | str) -> None:
-    """Validate the posted form, then run the service with it (messages either way)."""
-    form = form_class(request.POST)
-    if form.is_valid():
-        _attempt(request, lambda: run(form), done)
-    else:
-        _invalid(request, form)
-
-
 # ---------------------------------------------------------------------------------------------- pools
 def _staff_host(request: HttpRequest, host_id: int) -> Host:
     """Pool management is for staff: anyone else gets a 403 page before anything is looked at."""
@@ -83,7 +53,7 @@ def storage_index_view(request: HttpRequest) -> HttpResponse:
     for host in host_queryset():
         try:
             hosts.append((host, selectors.pool_list(actor=request.user, host=host), None))
-        except HypervisorError as exc:
+        except hv.HypervisorError as exc:
             hosts.append((host, [], exc.detail))
     return render(request, "storage/index.html", {"hosts": hosts, "define_form": PoolDefineForm()})
 
@@ -92,7 +62,7 @@ def storage_index_view(request: HttpRequest) -> HttpResponse:
 @require_POST
 def pool_define_view(request: HttpRequest, host_id: int) -> HttpResponse:
     host = _staff_host(request, host_id)
-    _submit(request, PoolDefineForm, lambda f: services.pool_define(
+    submit(request, PoolDefineForm, lambda f: services.pool_define(
         actor=request.user, host=host, name=f.cleaned_data["name"], path=f.cleaned_data["path"],
         autostart=f.cleaned_data["autostart"]), lambda info: f"Pool {info.name} is defined and running "
                                                            f"({info.target_path}).")
@@ -103,8 +73,7 @@ def pool_define_view(request: HttpRequest, host_id: int) -> HttpResponse:
 @require_GET
 def pool_detail_view(request: HttpRequest, host_id: int, name: str) -> HttpResponse:
     host = selectors.host_get(actor=request.user, host_id=host_id)
-    pool = selectors.pool_get(actor=request.user, host=host, name=name)
-    info = pool.info()
+    info = selectors.pool_get(actor=request.user, host=host, name=name)
     rows = selectors.volume_list(actor=request.user, host=host, pool=name)
     access = PoolAccess.objects.filter(host=host, pool=name).first()
     context = {
@@ -132,7 +101,7 @@ def pool_action_view(request: HttpRequest, host_id: int, name: str, action: str)
     host = _staff_host(request, host_id)
     selectors.pool_get(actor=request.user, host=host, name=name)  # 404 before anything else
     fn, done = _POOL_ACTIONS[action]
-    _attempt(request, lambda: fn(actor=request.user, host=host, name=name), done.format(name=name))
+    run_service(request, lambda: fn(actor=request.user, host=host, name=name), success=done.format(name=name))
     return redirect("storage:pool", host_id=host.pk, name=name)
 
 
@@ -143,14 +112,16 @@ def pool_delete_view(request: HttpRequest, host_id: int, name: str) -> HttpRespo
     selectors.pool_get(actor=request.user, host=host, name=name)  # 404 before anything else
     form = PoolDeleteForm(request.POST)
     form.is_valid()
-    ok = _attempt(
+    result = run_service(
         request,
         lambda: services.pool_delete(actor=request.user, host=host, name=name,
                                      delete_volumes=form.cleaned_data.get("delete_volumes", False)),
-        lambda r: f"Pool {name} was deleted" + (f" with {len(r.deleted_volumes)} volume(s)" if r.deleted_volumes
-                                                else "") + ".",
+        success=lambda r: f"Pool {name} was deleted" + (f" with {len(r.deleted_volumes)} volume(s)"
+                                                        if r.deleted_volumes else "") + ".",
     )
-    return redirect("storage:index") if ok else redirect("storage:pool", host_id=host.pk, name=name)
+    if result is None:
+        return redirect("storage:pool", host_id=host.pk, name=name)
+    return redirect("storage:index")
 
 
 @login_required
@@ -158,7 +129,7 @@ def pool_delete_view(request: HttpRequest, host_id: int, name: str) -> HttpRespo
 def pool_access_view(request: HttpRequest, host_id: int, name: str) -> HttpResponse:
     host = _staff_host(request, host_id)
     selectors.pool_get(actor=request.user, host=host, name=name)  # 404 before anything else
-    _submit(request, PoolAccessForm, lambda f: services.pool_set_access(
+    submit(request, PoolAccessForm, lambda f: services.pool_set_access(
         actor=request.user, host=host, name=name, everyone=f.cleaned_data["everyone"], users=f.cleaned_data["users"]),
         f"Access to pool {name} updated.")
     return redirect("storage:pool", host_id=host.pk, name=name)
@@ -170,7 +141,7 @@ def pool_access_view(request: HttpRequest, host_id: int, name: str) -> HttpRespo
 def volume_create_view(request: HttpRequest, host_id: int, name: str) -> HttpResponse:
     host = selectors.host_get(actor=request.user, host_id=host_id)
     selectors.pool_get(actor=request.user, host=host, name=name)  # not open to you: 404
-    _submit(request, VolumeCreateForm, lambda f: services.volume_create(
+    submit(request, VolumeCreateForm, lambda f: services.volume_create(
         actor=request.user, host=host, pool=name, name=f.cleaned_data["name"], size=f.cleaned_data["size"],
         fmt=f.cleaned_data["format"]), lambda info: f"Volume {info.name} created ({info.format}).")
     return redirect("storage:pool", host_id=host.pk, name=name)
@@ -181,7 +152,7 @@ def volume_create_view(request: HttpRequest, host_id: int, name: str) -> HttpRes
 def volume_resize_view(request: HttpRequest, host_id: int, name: str, volume: str) -> HttpResponse:
     host = selectors.host_get(actor=request.user, host_id=host_id)
     selectors.volume_get(actor=request.user, host=host, pool=name, name=volume)  # not yours: 404
-    _submit(request, ResizeForm, lambda f: services.volume_resize(
+    submit(request, ResizeForm, lambda f: services.volume_resize(
         actor=request.user, host=host, pool=name, name=volume, size=f.cleaned_data["size"]), lambda r: r.message)
     return redirect("storage:pool", host_id=host.pk, name=name)
 
@@ -191,8 +162,8 @@ def volume_resize_view(request: HttpRequest, host_id: int, name: str, volume: st
 def volume_delete_view(request: HttpRequest, host_id: int, name: str, volume: str) -> HttpResponse:
     host = selectors.host_get(actor=request.user, host_id=host_id)
     selectors.volume_get(actor=request.user, host=host, pool=name, name=volume)  # not yours: 404
-    _attempt(request, lambda: services.volume_delete(actor=request.user, host=host, pool=name, name=volume),
-             f"Volume {volume} deleted.")
+    run_service(request, lambda: services.volume_delete(actor=request.user, host=host, pool=name, name=volume),
+                success=f"Volume {volume} deleted.")
     return redirect("storage:pool", host_id=host.pk, name=name)
 
 
@@ -201,7 +172,7 @@ def volume_delete_view(request: HttpRequest, host_id: int, name: str, volume: st
 def volume_download_view(request: HttpRequest, host_id: int, name: str, volume: str) -> StreamingHttpResponse:
     host = selectors.host_get(actor=request.user, host_id=host_id)
     info, chunks = services.volume_download(actor=request.user, host=host, pool=name, name=volume)
-    return stream_response(request, chunks, filename=info.name, length=_file_size(info))
+    return stream_response(request, chunks, filename=info.name, length=info.physical or None)
 
 
 # ---------------------------------------------------------------------------------------------- a VM's disks
@@ -215,24 +186,24 @@ def vm_disks_view(request: HttpRequest, uuid: str) -> HttpResponse:
     context = {
         "vm": vm, "disks": disks, "resize_form": DiskResizeForm(),
         "boot_form": BootOrderForm(initial={"first": boot[0] or "hd", "second": boot[1], "third": boot[2]}),
-        "buses": list(hv.storage.DISK_BUSES), "cdrom_buses": list(hv.storage.CDROM_BUSES),
+        "buses": list(hv.DISK_BUSES), "cdrom_buses": list(hv.CDROM_BUSES),
     }
     template = "storage/_vm_disks.html" if request.headers.get("HX-Request") else "storage/vm_disks.html"
     return render(request, template, context)
 
 
-def _vm_op(form_class: type[forms.Form], run: Callable[..., Any], done: Callable[[Any], str] | str):  # type: ignore[no-untyped-def]
+def _vm_op(form_class: type[forms.Form], run: Callable[..., Any]):  # type: ignore[no-untyped-def]
     @login_required
     @require_POST
     def view(request: HttpRequest, uuid: str) -> HttpResponse:
         vm = vm_get(actor=request.user, uuid=uuid)
-        _submit(request, form_class, lambda form: run(request.user, vm, form), done)
+        submit(request, form_class, lambda form: run(request.user, vm, form))
         return redirect(reverse("machines:detail", kwargs={"uuid": vm.uuid}) + "#vm-disks")
 
     return view
 
 
-def _attach(actor: Any, vm: Any, form: DiskAttachForm) -> str:
+def _attach(actor: Any, vm: Any, form: DiskAttachForm) -> services.DiskResult:
     data = form.cleaned_data
     if data["new"]:
         return services.disk_attach_new(actor=actor, vm=vm, pool=data["pool"], name=data["volume"],
@@ -249,14 +220,11 @@ def _medium_choice(iso: str) -> dict[str, Any]:
     return {"pool": pool, "name": name}
 
 
-def _cdrom(actor: Any, vm: Any, form: CdromForm) -> str:
+def _cdrom(actor: Any, vm: Any, form: CdromForm) -> services.DiskResult:
     target, iso = form.cleaned_data["target"], form.cleaned_data["iso"]
     if not iso:
-        services.cdrom_eject(actor=actor, vm=vm, target=target)
-        return f"{target} ejected."
-    medium = _medium_choice(iso)
-    services.cdrom_insert(actor=actor, vm=vm, target=target, **medium)
-    return f"{medium.get('name') or 'The medium'} is in {target}."
+        return services.cdrom_eject(actor=actor, vm=vm, target=target)
+    return services.cdrom_insert(actor=actor, vm=vm, target=target, **_medium_choice(iso))
 
 
 def _cdrom_add(actor: Any, vm: Any, form: CdromAddForm) -> services.DriveChange:
@@ -264,43 +232,33 @@ def _cdrom_add(actor: Any, vm: Any, form: CdromAddForm) -> services.DriveChange:
     return services.cdrom_add(actor=actor, vm=vm, bus=form.cleaned_data["bus"], **(_medium_choice(iso) if iso else {}))
 
 
-vm_disk_attach_view = _vm_op(DiskAttachForm, _attach, lambda target: f"Attached as {target}.")
+vm_disk_attach_view = _vm_op(DiskAttachForm, _attach)
 vm_disk_detach_view = _vm_op(
-    DiskTargetForm, lambda a, vm, f: services.disk_detach(actor=a, vm=vm, target=f.cleaned_data["target"]),
-    "Disk detached; its volume stays in its pool.")
+    DiskTargetForm, lambda a, vm, f: services.disk_detach(actor=a, vm=vm, target=f.cleaned_data["target"]))
 vm_disk_resize_view = _vm_op(
     DiskResizeForm, lambda a, vm, f: services.disk_resize(actor=a, vm=vm, target=f.cleaned_data["target"],
-                                                          size=f.cleaned_data["size"]), lambda r: r.message)
+                                                          size=f.cleaned_data["size"]))
 vm_disk_bus_view = _vm_op(
     DiskBusForm, lambda a, vm, f: services.disk_set_bus(actor=a, vm=vm, target=f.cleaned_data["target"],
-                                                        bus=f.cleaned_data["bus"]),
-    lambda new: f"The disk is now {new}.")
-vm_cdrom_view = _vm_op(CdromForm, _cdrom, lambda text: text)
-vm_cdrom_add_view = _vm_op(CdromAddForm, _cdrom_add, lambda change: change.message)
+                                                        bus=f.cleaned_data["bus"]))
+vm_cdrom_view = _vm_op(CdromForm, _cdrom)
+vm_cdrom_add_view = _vm_op(CdromAddForm, _cdrom_add)
 vm_cdrom_remove_view = _vm_op(
-    DiskTargetForm, lambda a, vm, f: services.cdrom_remove(actor=a, vm=vm, target=f.cleaned_data["target"]),
-    lambda change: change.message)
+    DiskTargetForm, lambda a, vm, f: services.cdrom_remove(actor=a, vm=vm, target=f.cleaned_data["target"]))
 vm_boot_order_view = _vm_op(
-    BootOrderForm, lambda a, vm, f: services.boot_order_set(actor=a, vm=vm, order=f.order()),
-    "Boot order saved; it applies from the next boot.")
+    BootOrderForm, lambda a, vm, f: services.boot_order_set(actor=a, vm=vm, order=f.order()))
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
 def vm_clone_view(request: HttpRequest, uuid: str) -> HttpResponse:
     vm = vm_get(actor=request.user, uuid=uuid)
-    form = CloneForm(request.POST or None, initial={"name": services.clone_suggest_name(vm.host, vm.name)})
+    form = CloneForm(request.POST or None, initial={"name": clone.clone_suggest_name(vm.host, vm.name)})
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        try:
-            job = services.vm_clone(actor=request.user, vm=vm, name=data["name"], mode=data["mode"],
-                                    pause_source=data["pause_source"])
-        except (ServiceError, HypervisorError) as exc:
-            reply = error_reply(exc)
-            assert reply is not None
-            form.add_error(None, reply.detail)
-        else:
-            messages.success(request, f"Cloning {vm.name} → {data['name']}: follow the job below.")
+        job = run_service(request, lambda: clone.vm_clone(
+            actor=request.user, vm=vm, name=data["name"], mode=data["mode"], pause_source=data["pause_source"]),
+            form=form, success=f"Cloning {vm.name} → {data['name']}: follow the job below.")
+        if job is not None:
             return redirect("jobs:detail", pk=job.pk)
-    state = vm_domain(vm).state()
-    return render(request, "storage/clone.html", {"vm": vm, "form": form, "state": state})
+    return render(request, "storage/clone.html", {"vm": vm, "form": form, "state": vm_state(vm)})

@@ -12,9 +12,10 @@ from kvmweb.accounts.services import check_quota
 from kvmweb.core.errors import ConflictError
 from kvmweb.jobs.models import Job
 from kvmweb.machines.models import VirtualMachine
-from kvmweb.machines.provisioning import vm_create
+from kvmweb.provisioning.services import vm_create
 from kvmweb.machines.services import vm_define
 from kvmweb.storage import services as storage
+from kvmweb.storage.clone import vm_clone
 from kvmweb.storage.models import VolumeOwner
 from tests.conftest import spec_testdrv, unique_name
 
@@ -24,11 +25,11 @@ MiB = 1024**2
 
 
 def _names() -> set[str]:
-    return {row.name for row in hv.list_domains(hv.registry.connection(TEST_URI))}
+    return {row.name for row in hv.domain_list(hv.registry.connection(TEST_URI), sizes=False)}
 
 
 def _vm(user, host, vcpus: int = 1, memory_mib: int = 256):  # type: ignore[no-untyped-def]
-    return vm_define(actor=user, host=host, spec=spec_testdrv(vcpus=vcpus, memory_kib=memory_mib * 1024))
+    return vm_define(actor=user, host=host, doc=spec_testdrv(vcpus=vcpus, memory_kib=memory_mib * 1024))
 
 
 def _limit(user, **limits: int | None) -> Quota:  # type: ignore[no-untyped-def]
@@ -99,7 +100,7 @@ def test_create_refused_at_the_limit_leaves_nothing(owner, test_host, eager,
     assert (VirtualMachine.objects.count(), Job.objects.count()) == (rows, jobs)
     # below the limit it is made
     with django_capture_on_commit_callbacks(execute=True):
-        vm, job = vm_create(actor=owner, host=test_host.pk, name=name, vcpus=1, memory="64", start=False)
+        job = vm_create(actor=owner, host=test_host.pk, name=name, vcpus=1, memory="64", start=False).job
     job.refresh_from_db()
     assert job.state == Job.State.SUCCEEDED, job.error
     assert name in _names() and quota_usage(owner).vcpus == 4
@@ -147,7 +148,7 @@ def test_api_create_answers_409_with_the_message(owner, test_host) -> None:  # t
 
 def test_staff_create_is_not_limited(staff, test_host, settings) -> None:  # type: ignore[no-untyped-def]
     settings.KVMWEB_QUOTA_VMS = "0"
-    vm, _job = vm_create(actor=staff, host=test_host.pk, name=unique_name(), vcpus=1, memory="64", start=False)
+    vm = vm_create(actor=staff, host=test_host.pk, name=unique_name(), vcpus=1, memory="64", start=False).vm
     assert vm.owner == staff
 
 
@@ -174,19 +175,19 @@ def test_volume_create_and_grow_refused_over_the_disk_quota(owner, test_host, op
 def test_clone_refused_over_the_quota(owner, test_host, open_testdrv, testdrv_volumes) -> None:  # type: ignore[no-untyped-def]
     vol = unique_name("d") + ".qcow2"
     info = storage.volume_create(actor=owner, host=test_host, pool="default-pool", name=vol, size="600M")
-    disk = hv.DiskSpec(target="vda", bus="virtio", source=info.path, format="qcow2")
-    vm = vm_define(actor=owner, host=test_host, spec=spec_testdrv(disks=(disk,)))
+    disk = hv.Disk.new(target="vda", bus="virtio", source=info.path, format="qcow2")
+    vm = vm_define(actor=owner, host=test_host, doc=spec_testdrv(devices=(disk,)))
     quota = _limit(owner, max_disk_gib=1)
     jobs = Job.objects.count()
     with pytest.raises(ConflictError) as err:
-        storage.vm_clone(actor=owner, vm=vm, name=unique_name(), mode="full")
+        vm_clone(actor=owner, vm=vm, name=unique_name(), mode="full")
     assert "your volumes use 0.6 GiB and this needs 0.6 GiB" in err.value.detail
     with pytest.raises(ConflictError, match="quota allows 1 GiB"):
-        storage.vm_clone(actor=owner, vm=vm, name=unique_name(), mode="linked")  # overlays count their virtual size
+        vm_clone(actor=owner, vm=vm, name=unique_name(), mode="linked")  # overlays count their virtual size
     quota.max_disk_gib, quota.max_vms = None, 1
     quota.save()
     with pytest.raises(ConflictError, match="Your quota allows 1 VMs"):
-        storage.vm_clone(actor=owner, vm=vm, name=unique_name(), mode="full")
+        vm_clone(actor=owner, vm=vm, name=unique_name(), mode="full")
     assert Job.objects.count() == jobs
 
 

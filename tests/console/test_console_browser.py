@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from kvmweb.machines.selectors import vm_domain
+from kvmweb.machines.handles import vm_handle
 from tests.live import ARTIFACTS, login, screenshot
 
 from .images import decode_png, difference, histogram, is_flat
@@ -20,7 +20,7 @@ def _canvas(page) -> np.ndarray:  # type: ignore[no-untyped-def]
 
 
 def _libvirt_screen(vm) -> np.ndarray:  # type: ignore[no-untyped-def]
-    return decode_png(vm_domain(vm).screenshot_png())
+    return decode_png(vm_handle(vm).screenshot_png())
 
 
 def _poll(check, timeout: float, what: str):  # type: ignore[no-untyped-def]
@@ -48,7 +48,7 @@ def test_console_shows_memtest_and_f1_changes_it(portal, console_proxy, page, ru
     ours = _libvirt_screen(vm)
     canvas = _canvas(page)
     screenshot(page, "console-memtest")
-    (ARTIFACTS / "console-memtest-libvirt.png").write_bytes(vm_domain(vm).screenshot_png())
+    (ARTIFACTS / "console-memtest-libvirt.png").write_bytes(vm_handle(vm).screenshot_png())
     assert not is_flat(ours)
     diff = difference(canvas, ours)
     hist_distance = float(np.abs(histogram(canvas) - histogram(ours)).sum())

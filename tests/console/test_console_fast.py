@@ -12,7 +12,7 @@ from kvmweb.console import services
 from kvmweb.console.models import ConsoleToken
 from kvmweb.console.proxy import origin_allowed, session_user
 from kvmweb.console.services import ConsoleRefused, console_token_consume, console_token_issue
-from kvmweb.core.errors import ConflictError, NotFoundError
+from kvmweb.core.errors import ConflictError, NotFoundError, PermissionDeniedError
 from tests.conftest import spec_testdrv
 
 from .conftest import session_cookie
@@ -24,7 +24,7 @@ def vnc_vm(test_host, owner):  # type: ignore[no-untyped-def]
     from kvmweb.machines.services import vm_define, vm_start
 
     vm = vm_define(actor=owner, host=test_host,
-                   spec=spec_testdrv(graphics=(hv.GraphicsSpec(listen="address", address="127.0.0.1", port=5999),)))
+                   doc=spec_testdrv(devices=(hv.Graphics.vnc(listen="address", address="127.0.0.1", port=5999),)))
     vm_start(actor=owner, vm=vm)
     return vm
 
@@ -101,13 +101,13 @@ def test_issue_checks_who_asks_and_the_vm(vnc_vm, owner, other_user, staff, test
 
     with pytest.raises(NotFoundError):
         console_token_issue(actor=other_user, vm=vnc_vm)
-    with pytest.raises(NotFoundError):
+    with pytest.raises(PermissionDeniedError, match="Log in"):  # every VM service: login first, then the VM
         console_token_issue(actor=AnonymousUser(), vm=vnc_vm)
     assert console_token_issue(actor=staff, vm=vnc_vm).token  # staff may open any console
     vm_force_off(actor=owner, vm=vnc_vm)
     with pytest.raises(ConflictError, match="shut off"):
         console_token_issue(actor=owner, vm=vnc_vm)
-    headless = vm_define(actor=owner, host=test_host, spec=spec_testdrv())
+    headless = vm_define(actor=owner, host=test_host, doc=spec_testdrv())
     from kvmweb.machines.services import vm_start
 
     vm_start(actor=owner, vm=headless)
@@ -199,7 +199,7 @@ def test_vm_page_shows_console_section(vnc_vm, owner) -> None:  # type: ignore[n
 def test_vm_without_display_gets_a_clear_message(test_host, owner) -> None:  # type: ignore[no-untyped-def]
     from kvmweb.machines.services import vm_define, vm_start
 
-    vm = vm_define(actor=owner, host=test_host, spec=spec_testdrv())
+    vm = vm_define(actor=owner, host=test_host, doc=spec_testdrv())
     vm_start(actor=owner, vm=vm)
     page = _client(owner).get(f"/console/{vm.uuid}/").content.decode()
     assert "has no graphical display" in page and "console.js" not in page

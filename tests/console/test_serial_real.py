@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from kvmweb.console import services
-from kvmweb.machines.selectors import vm_domain
+from kvmweb.machines.handles import vm_handle
 from tests.conftest import GRUB_ISO, memtest_spec
 from tests.live import login, screenshot
 
@@ -34,7 +34,7 @@ def send_keys(name: str, text: str) -> None:
 
 def _grub_menu_shown(vm) -> bool:  # type: ignore[no-untyped-def]
     """GRUB's menu highlights its first entry with a light bar across almost the whole screen width."""
-    img = decode_png(vm_domain(vm).screenshot_png())
+    img = decode_png(vm_handle(vm).screenshot_png())
     light = (img.min(axis=2) > 140).mean(axis=1)
     return bool(np.any(light > 0.8))
 

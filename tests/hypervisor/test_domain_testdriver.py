@@ -13,17 +13,17 @@ URI = "test:///default"
 def conn():  # type: ignore[no-untyped-def]
     c = hv.registry.connection(URI)
     yield c
-    for row in hv.list_domains(c):
+    for row in hv.domain_list(c):
         if row.name.startswith(PREFIX):
-            dom = hv.lookup(c, row.uuid)
+            dom = hv.domain_lookup(c, row.uuid)
             if row.state.is_active:
                 dom.destroy()
             dom.undefine()
 
 
 def test_define_list_lifecycle(conn: hv.Connection) -> None:
-    dom = hv.define(conn, spec_testdrv(vcpus=2, memory_kib=512 * 1024))
-    rows = {r.name: r for r in hv.list_domains(conn)}
+    dom = hv.domain_define(conn, spec_testdrv(vcpus=2, memory_kib=512 * 1024))
+    rows = {r.name: r for r in hv.domain_list(conn)}
     row = rows[dom.name]
     assert row.state is hv.DomainState.SHUTOFF and row.vcpus == 2 and row.max_memory_kib == 512 * 1024
     dom.start()
@@ -36,44 +36,63 @@ def test_define_list_lifecycle(conn: hv.Connection) -> None:
     assert dom.state() is hv.DomainState.SHUTOFF
     dom.undefine()
     with pytest.raises(hv.DomainNotFound):
-        hv.lookup(conn, dom.uuid)
+        hv.domain_lookup(conn, dom.uuid)
 
 
 def test_errors_are_translated(conn: hv.Connection) -> None:
-    dom = hv.define(conn, spec_testdrv())
+    dom = hv.domain_define(conn, spec_testdrv())
     with pytest.raises(hv.OperationInvalid):
         dom.destroy()  # not running
     with pytest.raises(hv.DomainNotFound):
-        hv.lookup(conn, "00000000-0000-0000-0000-000000000000")
+        hv.domain_lookup(conn, "00000000-0000-0000-0000-000000000000")
     with pytest.raises(hv.DomainNotFound):
-        hv.lookup_by_name(conn, "no-such-domain")
+        hv.domain_lookup_by_name(conn, "no-such-domain")
 
 
 def test_unreachable_host_is_host_unavailable() -> None:
     conn = hv.registry.connection("qemu+unix:///system?socket=/nonexistent/sock")
     with pytest.raises(hv.HostUnavailable):
-        hv.list_domains(conn)
+        hv.domain_list(conn)
 
 
 def test_list_calls_do_not_grow_with_domains_on_bulk_drivers(conn: hv.Connection) -> None:
     """On the test driver the bulk stats lack vcpu/memory (one info() per domain); the list still works."""
     for _ in range(5):
-        hv.define(conn, spec_testdrv())
+        hv.domain_define(conn, spec_testdrv())
     before = conn.calls
-    rows = hv.list_domains(conn)
+    rows = hv.domain_list(conn)
     assert len([r for r in rows if r.name.startswith(PREFIX)]) == 5
     assert conn.calls - before >= 1
     assert all(r.vcpus for r in rows)
 
 
 def test_block_devices_and_vnc_from_xml(conn: hv.Connection) -> None:
-    spec = spec_testdrv(
-        disks=(hv.DiskSpec(target="vda", source="/tmp/x.qcow2"),
-               hv.DiskSpec(target="hdc", device="cdrom", bus="ide", source=None, format="raw")),
-        graphics=(hv.GraphicsSpec(listen="address", address="127.0.0.1", port=5905),),
-    )
-    dom = hv.define(conn, spec)
-    assert [(b.target, b.source, b.device) for b in dom.block_devices()] == [
+    doc = spec_testdrv(devices=(
+        hv.Disk.new(target="vda", source="/tmp/x.qcow2"),
+        hv.Disk.new(target="hdc", device="cdrom", bus="ide", source=None, format="raw"),
+        hv.Graphics.vnc(listen="address", address="127.0.0.1", port=5905),
+    ))
+    dom = hv.domain_define(conn, doc)
+    assert [(b.target, b.source, b.device) for b in (d.info() for d in dom.document().disks)] == [
         ("vda", "/tmp/x.qcow2", "disk"), ("hdc", None, "cdrom")]
-    vnc = dom.vnc()
+    vnc = dom.document().vnc_display()
     assert vnc is not None and vnc.display == "127.0.0.1:5"
+
+
+def test_editing_saves_the_full_definition_and_nothing_on_error(conn: hv.Connection) -> None:
+    dom = hv.domain_define(conn, spec_testdrv(devices=(hv.Disk.new(target="vda", source="/tmp/x.qcow2"),)))
+    with dom.editing() as doc:
+        doc.add_device(hv.Disk.new(target="vdb", source="/tmp/y.qcow2"))
+        doc.set_boot_order(["hd", "cdrom"])
+    after = dom.definition()
+    assert [d.target for d in after.disks] == ["vda", "vdb"] and after.boot_order == ["hd", "cdrom"]
+    with pytest.raises(RuntimeError), dom.editing() as doc:
+        doc.remove_device(doc.disk("vdb"))  # type: ignore[arg-type]
+        raise RuntimeError("changed my mind")
+    assert [d.target for d in dom.definition().disks] == ["vda", "vdb"]  # nothing was saved
+
+
+def test_a_definition_only_replaces_its_own_domain(conn: hv.Connection) -> None:
+    first, second = hv.domain_define(conn, spec_testdrv()), hv.domain_define(conn, spec_testdrv())
+    with pytest.raises(hv.InvalidRequest, match="UUIDs differ"):
+        first.redefine(second.definition())

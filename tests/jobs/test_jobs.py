@@ -15,7 +15,7 @@ pytestmark = pytest.mark.django_db
 
 def _queue(actor, django_capture_on_commit_callbacks, **params) -> Job:  # type: ignore[no-untyped-def]
     with django_capture_on_commit_callbacks(execute=True):
-        job = services.job_create(actor=actor, kind="jobs.selftest", title="self-test", task=selftest,
+        job = services.job_create(actor=actor, kind="jobs.selftest", title="self-test",
                                   params={"pause": 0, **params})
     job.refresh_from_db()
     return job
@@ -42,15 +42,23 @@ def test_failing_job_runs_its_undo_steps_and_says_why(owner, eager, django_captu
     assert job.cleanup == []
 
 
+def test_job_of_a_kind_without_a_task_fails_at_once(owner, django_capture_on_commit_callbacks) -> None:  # type: ignore[no-untyped-def]
+    """The task is found by the job's kind (``kvmweb.job.<kind>``): a kind nobody registered must not stay queued."""
+    with django_capture_on_commit_callbacks(execute=True):
+        job = services.job_create(actor=owner, kind="jobs.no_such_kind", title="t")
+    job.refresh_from_db()
+    assert job.state == Job.State.FAILED and "could not be queued" in job.error
+
+
 def test_cancel_queued_job_never_runs(owner, django_capture_on_commit_callbacks) -> None:
-    job = services.job_create(actor=owner, kind="jobs.selftest", title="t", task=selftest)  # not sent: no commit
+    job = services.job_create(actor=owner, kind="jobs.selftest", title="t")  # not sent: no commit
     job = services.job_cancel(actor=owner, job=job)
     assert job.state == Job.State.CANCELLED
     assert services.job_start(job_id=job.pk) is None  # a late message does nothing
 
 
 def test_cancel_running_job_stops_at_next_check(owner) -> None:
-    job = services.job_create(actor=owner, kind="jobs.selftest", title="t", task=selftest,
+    job = services.job_create(actor=owner, kind="jobs.selftest", title="t",
                               params={"steps": 3, "pause": 0})
     job = services.job_start(job_id=job.pk, worker="w")
     assert job is not None
@@ -70,11 +78,11 @@ def test_finished_job_cannot_be_cancelled(owner, eager, django_capture_on_commit
 
 def test_worker_restart_fails_its_running_jobs_and_undoes_them(owner) -> None:
     job = services.job_create(
-        actor=owner, kind="jobs.selftest", title="t", task=selftest,
+        actor=owner, kind="jobs.selftest", title="t",
         cleanup=[undo_record("jobs.selftest_undo", "half-made thing", step=1)],
     )
     services.job_start(job_id=job.pk, worker="celery@box")
-    other = services.job_create(actor=owner, kind="jobs.selftest", title="t2", task=selftest)
+    other = services.job_create(actor=owner, kind="jobs.selftest", title="t2")
     services.job_start(job_id=other.pk, worker="celery@gone-forever")
     failed = recover_on_start("celery@box")
     assert set(failed) == {job.pk, other.pk}
@@ -110,7 +118,7 @@ def test_api_permissions_and_filters(owner, other_user, staff, eager, django_cap
 
 
 def test_redelivered_message_of_a_running_job_fails_it(owner) -> None:  # type: ignore[no-untyped-def]
-    job = services.job_create(actor=owner, kind="jobs.selftest", title="t", task=selftest,
+    job = services.job_create(actor=owner, kind="jobs.selftest", title="t",
                               cleanup=[undo_record("jobs.selftest_undo", "half-made thing", step=1)])
     services.job_start(job_id=job.pk, worker="w")
     selftest.apply(args=[job.pk])  # the same message again: its first runner died

@@ -22,7 +22,7 @@ def api(owner) -> APIClient:  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def vm(owner, test_host):  # type: ignore[no-untyped-def]
-    return services.vm_define(actor=owner, host=test_host, spec=spec_testdrv(vcpus=2, memory_kib=262144))
+    return services.vm_define(actor=owner, host=test_host, doc=spec_testdrv(vcpus=2, memory_kib=262144))
 
 
 def test_list_and_detail(api, vm) -> None:  # type: ignore[no-untyped-def]
@@ -57,7 +57,8 @@ def test_actions_and_errors(api, vm) -> None:  # type: ignore[no-untyped-def]
     assert api.get(url).json()["autostart"] is True
     assert api.delete(url + "?delete_volumes=perhaps").status_code == 400
     r = api.delete(url + "?delete_volumes=false")
-    assert r.status_code == 200 and r.json() == {"deleted_volumes": [], "kept": [], "failed": []}
+    assert r.status_code == 200 and r.json() == {"detail": f"{vm.name} was deleted.", "deleted_volumes": [],
+                                                 "kept": [], "failed": []}
     assert api.get(url).status_code == 404
 
 

@@ -21,8 +21,8 @@ def client_owner(owner) -> Client:  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def vm(owner, test_host):  # type: ignore[no-untyped-def]
-    return services.vm_define(actor=owner, host=test_host, spec=spec_testdrv(
-        disks=(hv.DiskSpec(target="vda", source="/nonexistent/disk.qcow2"),)))
+    return services.vm_define(actor=owner, host=test_host, doc=spec_testdrv(
+        devices=(hv.Disk.new(target="vda", source="/nonexistent/disk.qcow2"),)))
 
 
 def test_list_detail_and_actions(client_owner, vm) -> None:  # type: ignore[no-untyped-def]
@@ -33,7 +33,7 @@ def test_list_detail_and_actions(client_owner, vm) -> None:  # type: ignore[no-u
                   "/nonexistent/disk.qcow2", "This VM has no VNC display."):
         assert label in page
     r = client_owner.post(f"/vms/{vm.uuid}/start/", follow=True)
-    assert "is starting" in r.content.decode() and "running" in r.content.decode()
+    assert f"{vm.name} started." in r.content.decode() and "running" in r.content.decode()
     r = client_owner.post(f"/vms/{vm.uuid}/start/", follow=True)
     assert "already running" in r.content.decode()
     assert client_owner.get(f"/vms/{vm.uuid}/start/").status_code == 405
@@ -50,7 +50,7 @@ def test_list_detail_and_actions(client_owner, vm) -> None:  # type: ignore[no-u
 def test_filters_and_pagination(client_owner, owner, test_host, settings) -> None:  # type: ignore[no-untyped-def]
     settings.KVMWEB_PAGE_SIZE = 2
     for i in range(5):
-        services.vm_define(actor=owner, host=test_host, spec=spec_testdrv(name=f"{PREFIX}p{i}"))
+        services.vm_define(actor=owner, host=test_host, doc=spec_testdrv(name=f"{PREFIX}p{i}"))
     first = client_owner.get("/vms/").content.decode()
     assert "Page 1 of 3" in first and f"{PREFIX}p0" in first and f"{PREFIX}p2" not in first
     assert f"{PREFIX}p4" in client_owner.get("/vms/?page=3").content.decode()

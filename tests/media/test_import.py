@@ -88,7 +88,7 @@ def test_import_refuses_bad_requests(owner, staff, test_host, local_file, iso_po
 @pytest.mark.django_db
 def test_register_runs_as_a_job(owner, staff, test_host, local_file, eager,
                                 django_capture_on_commit_callbacks) -> None:  # type: ignore[no-untyped-def]
-    from kvmweb.machines.create_forms import host_choices_for  # the create wizard's install media
+    from kvmweb.provisioning.forms import host_choices_for  # the create wizard's install media
     from kvmweb.media.selectors import iso_list
 
     path = local_file()
@@ -199,7 +199,7 @@ def test_register_memtest_outside_any_pool(staff, qemu_host, eager,
     assert iso.complete and iso.registered and iso.pool == "" and iso.path == MEMTEST_ISO
     assert iso.size == os.path.getsize(MEMTEST_ISO)
     # no pool was made for the file's folder (virt-install would have made one)
-    folders = [p.target_path for p in hv.list_pools(hv.registry.connection("qemu:///system"))]
+    folders = [p.target_path for p in hv.pool_list(hv.registry.connection("qemu:///system"))]
     assert os.path.dirname(MEMTEST_ISO) not in folders
 
 

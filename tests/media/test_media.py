@@ -11,7 +11,7 @@ from kvmweb import hypervisor as hv
 from kvmweb.jobs.models import Job
 from kvmweb.media.models import IsoImage
 from tests.conftest import MEMTEST_ISO, unique_name, virsh
-from tests.create.helpers import wait_screen
+from tests.provisioning.helpers import wait_screen
 
 PIECE = 1024 * 1024
 
@@ -67,7 +67,7 @@ def test_permissions_and_validation(owner, other_user, staff, test_host) -> None
 @pytest.mark.django_db
 def test_upload_in_pieces_then_boot_from_it(qemu_host, staff, owner, iso_pool_dir, test_pool, eager,
                                             django_capture_on_commit_callbacks, cleanup_domains) -> None:  # type: ignore[no-untyped-def]
-    from kvmweb.machines.provisioning import vm_create
+    from kvmweb.provisioning.services import vm_create
 
     root = _client(staff)
     size = os.path.getsize(MEMTEST_ISO)
@@ -98,10 +98,11 @@ def test_upload_in_pieces_then_boot_from_it(qemu_host, staff, owner, iso_pool_di
     name = unique_name("iso")
     cleanup_domains.append(name)
     with django_capture_on_commit_callbacks(execute=True):
-        vm, job = vm_create(actor=owner, host=qemu_host, name=name, memory="96", iso=iso["id"], start=True)
+        created = vm_create(actor=owner, host=qemu_host, name=name, memory="96", iso=iso["id"], start=True)
+    vm, job = created.vm, created.job
     job.refresh_from_db()
     assert job.state == Job.State.SUCCEEDED, job.error
-    dom = hv.lookup(hv.registry.connection("qemu:///system"), str(vm.uuid))
+    dom = hv.domain_lookup(hv.registry.connection("qemu:///system"), str(vm.uuid))
     wait_screen(dom)
     # In use: delete refused; after the VM is gone: deleted with its volume.
     response = root.delete(f"/api/v1/isos/{iso['id']}/")

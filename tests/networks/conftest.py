@@ -23,9 +23,9 @@ def short_bridge() -> str:
 
 def remove_prefixed_networks(uri: str) -> None:
     conn = hv.registry.connection(uri)
-    for row in hv.list_networks(conn):
+    for row in hv.network_list(conn):
         if row.name.startswith(PREFIX):
-            net = hv.lookup_network(conn, row.name)
+            net = hv.network_lookup(conn, row.name)
             if row.active:
                 net.stop()
             if row.persistent:

@@ -53,7 +53,7 @@ def test_isolated_network_lifecycle_matches_virsh(qemu_host, staff) -> None:  # 
 
     with pytest.raises(ConflictError, match="stop it first"):
         services.network_delete(actor=staff, host=qemu_host, name=name)
-    assert services.network_stop(actor=staff, host=qemu_host, name=name) == []
+    assert services.network_stop(actor=staff, host=qemu_host, name=name).disconnected == ()
     assert net_list_row(name) == [name, "inactive", "no", "yes"]
     services.network_delete(actor=staff, host=qemu_host, name=name)
     assert net_list_row(name) is None
@@ -87,7 +87,7 @@ def test_a_failed_start_shows_libvirts_reason_and_stays_defined(qemu_host, staff
     if taken is None:
         pytest.skip("this host has no IPv4 interface besides loopback")
     name = net_name("clash")
-    hv.define_network(conn, hv.NetworkSpec(name=name, bridge=short_bridge(), subnet=str(taken),
+    hv.network_define(conn, hv.NetworkSpec(name=name, bridge=short_bridge(), subnet=str(taken),
                                            gateway=str(taken.broadcast_address - 1)))
     with pytest.raises(ConflictError) as info:
         services.network_start(actor=staff, host=qemu_host, name=name)
@@ -120,7 +120,7 @@ def test_nic_hotplug_on_a_running_guest(qemu_host, staff, owner, real_vm) -> Non
         row = selectors.network_row(actor=owner, host_id=qemu_host.pk, name=name)
         assert [(v.name, v.macs) for v in row.vms] == [(vm.name, (mac,))]
         lost = services.network_stop(actor=staff, host=qemu_host, name=name)  # warns who loses connectivity
-        assert [v.name for v in lost] == [vm.name]
+        assert [v.name for v in lost.disconnected] == [vm.name] and vm.name in lost.message
         services.network_start(actor=staff, host=qemu_host, name=name)
 
         removed = services.nic_detach(actor=owner, vm=vm, mac=mac)

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.usefixtures("testdrv_networks")
 
 
 def names(conn_uri: str = TESTDRV) -> dict[str, hv.NetworkSummary]:
-    return {n.name: n for n in hv.list_networks(hv.registry.connection(conn_uri))}
+    return {n.name: n for n in hv.network_list(hv.registry.connection(conn_uri))}
 
 
 def isolated(**kw) -> hv.NetworkSpec:  # type: ignore[no-untyped-def]
@@ -38,7 +38,7 @@ def test_staff_define_start_autostart_stop_delete(staff, test_host) -> None:  # 
         services.network_start(actor=staff, host=test_host, name=spec.name)
     with pytest.raises(ConflictError, match="stop it first"):
         services.network_delete(actor=staff, host=test_host, name=spec.name)
-    assert services.network_stop(actor=staff, host=test_host, name=spec.name) == []
+    assert services.network_stop(actor=staff, host=test_host, name=spec.name).disconnected == ()
     services.network_delete(actor=staff, host=test_host, name=spec.name)
     assert spec.name not in names()
     actions = list(AuditEntry.objects.filter(target=spec.name).values_list("action", "ok"))
@@ -105,7 +105,7 @@ def test_users_see_allowed_networks_only(owner, other_user, staff, test_host) ->
 
 
 def test_users_attach_only_to_allowed_networks_and_own_vms(owner, other_user, staff, test_host) -> None:  # type: ignore[no-untyped-def]
-    vm = vm_define(actor=owner, host=test_host, spec=spec_testdrv())
+    vm = vm_define(actor=owner, host=test_host, doc=spec_testdrv())
     spec = isolated()
     services.network_define(actor=staff, host=test_host, spec=spec)
     with pytest.raises(ValidationError) as info:
@@ -129,7 +129,7 @@ def test_users_attach_only_to_allowed_networks_and_own_vms(owner, other_user, st
     ("aa:bb:cc:dd:ee:ff", "already used"),  # the test driver's own domain "test" has this MAC
 ])
 def test_bad_or_duplicate_macs_are_refused(mac, words, owner, staff, test_host) -> None:  # type: ignore[no-untyped-def]
-    vm = vm_define(actor=owner, host=test_host, spec=spec_testdrv())
+    vm = vm_define(actor=owner, host=test_host, doc=spec_testdrv())
     spec = isolated()
     services.network_define(actor=staff, host=test_host, spec=spec, allow_users=True)
     with pytest.raises(ValidationError) as info:
@@ -140,7 +140,7 @@ def test_bad_or_duplicate_macs_are_refused(mac, words, owner, staff, test_host) 
 
 
 def test_nic_removal_of_unknown_mac_is_a_clear_404(owner, test_host) -> None:  # type: ignore[no-untyped-def]
-    vm = vm_define(actor=owner, host=test_host, spec=spec_testdrv())
+    vm = vm_define(actor=owner, host=test_host, doc=spec_testdrv())
     with pytest.raises(NotFoundError, match="no network interface with MAC 52:54:00:00:00:99"):
         services.nic_detach(actor=owner, vm=vm, mac="52:54:00:00:00:99")
     with pytest.raises(ValidationError):

@@ -21,7 +21,7 @@ def client(user=None) -> Client:  # type: ignore[no-untyped-def]
 
 
 def on_host(name: str) -> hv.NetworkSummary | None:
-    return next((n for n in hv.list_networks(hv.registry.connection(TESTDRV)) if n.name == name), None)
+    return next((n for n in hv.network_list(hv.registry.connection(TESTDRV)) if n.name == name), None)
 
 
 def test_staff_defines_through_the_form_and_drives_the_network(staff, test_host) -> None:  # type: ignore[no-untyped-def]
@@ -117,7 +117,7 @@ def test_api_define_list_detail_and_errors(staff, owner, test_host) -> None:  # 
 
 
 def test_vm_nic_section_and_api(owner, other_user, staff, test_host) -> None:  # type: ignore[no-untyped-def]
-    vm = vm_define(actor=owner, host=test_host, spec=spec_testdrv())
+    vm = vm_define(actor=owner, host=test_host, doc=spec_testdrv())
     spec = hv.NetworkSpec(name=net_name(), bridge=short_bridge())
     services.network_define(actor=staff, host=test_host, spec=spec, allow_users=True)
     o = client(owner)

@@ -16,9 +16,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.real]
 
 def test_quota_line_then_add_a_cdrom_drive_and_boot_from_it(portal, page, owner, real_vm, memtest_iso) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
     Quota.objects.create(user=owner, max_vms=3, max_vcpus=4)
-    spec = hv.DomainSpec(name=unique_name("nocd"), domain_type="qemu", memory_kib=96 * 1024, vcpus=1,
-                         graphics=(hv.GraphicsSpec(listen="none"),))
-    vm = real_vm(spec)
+    doc = hv.DomainDocument.new(name=unique_name("nocd"), domain_type="qemu", memory_kib=96 * 1024, vcpus=1)
+    doc.add_device(hv.Graphics.vnc(listen="none"))
+    vm = real_vm(doc)
     login(page, portal, "alice", "alice-pass-123")
     page.goto(f"{portal.url}/vms/")
     assert page.locator("#quota-line").inner_text() == "Your quota: 1 of 3 VMs · 1 of 4 vCPUs"
@@ -37,5 +37,5 @@ def test_quota_line_then_add_a_cdrom_drive_and_boot_from_it(portal, page, owner,
     page.click("#start")
     page.wait_for_selector("#vm-state:has-text('running')", timeout=30_000)
     screenshot(page, "vm-cdrom-added-running")
-    blocks = virsh("domblklist", spec.name, "--details")
+    blocks = virsh("domblklist", doc.name, "--details")
     assert "cdrom" in blocks and MEMTEST_ISO in blocks

@@ -12,7 +12,7 @@ from rest_framework.test import APIClient
 from kvmweb import hypervisor as hv
 from kvmweb.audit.models import AuditEntry
 from kvmweb.core.errors import ConflictError, NotFoundError, ValidationError
-from kvmweb.machines.selectors import vm_domain
+from kvmweb.machines.handles import vm_handle
 from kvmweb.machines.services import vm_define
 from kvmweb.storage import services
 from kvmweb.storage.models import PoolAccess
@@ -23,16 +23,20 @@ PC, Q35 = "pc-i440fx-7.2", "pc-q35-7.2"
 SECURE, INACTIVE = 1, 2  # virDomainXMLFlags: VIR_DOMAIN_XML_SECURE, VIR_DOMAIN_XML_INACTIVE
 
 
-def make_vm(owner: Any, host: Any, *, machine: str | None = PC, disks: tuple[hv.DiskSpec, ...] = ()) -> Any:
-    return vm_define(actor=owner, host=host, spec=spec_testdrv(machine=machine, disks=disks))
+def make_vm(owner: Any, host: Any, *, machine: str | None = PC, disks: tuple[hv.Disk, ...] = ()) -> Any:
+    return vm_define(actor=owner, host=host, doc=spec_testdrv(machine=machine, devices=disks))
 
 
-def config_disks(vm: Any) -> dict[str, hv.DiskSpec]:
-    return {d.target: d for d in vm_domain(vm).spec(inactive=True).disks}
+def config_disks(vm: Any) -> dict[str, hv.DiskInfo]:
+    return {d.target: d for d in (disk.info() for disk in vm_handle(vm).document(inactive=True).disks)}
 
 
-def cd(target: str, bus: str) -> hv.DiskSpec:
-    return hv.DiskSpec(target=target, device="cdrom", bus=bus, format="raw")
+def cd(target: str, bus: str) -> hv.Disk:
+    return hv.Disk.new(target=target, device="cdrom", bus=bus, format="raw")
+
+
+def default_cdrom_bus(machine: str | None, arch: str = "x86_64") -> str:
+    return hv.DomainDocument.new(name="x", memory_kib=1024, arch=arch, machine=machine).default_cdrom_bus
 
 
 @pytest.fixture
@@ -58,16 +62,16 @@ def pool_iso(test_host, owner) -> Iterator[str]:  # type: ignore[no-untyped-def]
 
 
 def test_default_bus_follows_the_machine_type() -> None:
-    assert hv.storage.default_cdrom_bus("pc-q35-7.2") == "sata"
-    assert hv.storage.default_cdrom_bus("q35") == "sata"
-    assert hv.storage.default_cdrom_bus("pc-i440fx-7.2") == "ide"
-    assert hv.storage.default_cdrom_bus("pc") == "ide"
-    assert hv.storage.default_cdrom_bus(None) == "ide"
-    assert hv.storage.default_cdrom_bus("virt", "aarch64") == "scsi"
+    assert default_cdrom_bus("pc-q35-7.2") == "sata"
+    assert default_cdrom_bus("q35") == "sata"
+    assert default_cdrom_bus("pc-i440fx-7.2") == "ide"
+    assert default_cdrom_bus("pc") == "ide"
+    assert default_cdrom_bus(None) == "ide"
+    assert default_cdrom_bus("virt", "aarch64") == "scsi"
 
 
 def test_ide_names_skip_those_in_use_and_the_fifth_is_refused(owner, test_host) -> None:  # type: ignore[no-untyped-def]
-    disk = hv.DiskSpec(target="hdb", device="disk", bus="ide", source="/var/lib/x.qcow2")
+    disk = hv.Disk.new(target="hdb", device="disk", bus="ide", source="/var/lib/x.qcow2")
     vm = make_vm(owner, test_host, machine=PC, disks=(disk,))
     picked = [services.cdrom_add(actor=owner, vm=vm).target for _ in range(3)]
     assert picked == ["hda", "hdc", "hdd"]
@@ -108,7 +112,7 @@ def test_loaded_drives_library_media_stay_unlabelled(owner, test_host, library_i
     disks = config_disks(vm)
     assert disks[lib.target].source == "/isos/install.iso" and disks[lib.target].shared_media
     assert disks[vol.target].source.endswith(pool_iso) and not disks[vol.target].shared_media
-    root = ET.fromstring(vm_domain(vm).xml(inactive=True))
+    root = ET.fromstring(vm_handle(vm).xml(inactive=True))
     drive = next(d for d in root.iter("disk") if d.find(f"target[@dev='{lib.target}']") is not None)
     label = drive.find("source/seclabel")
     assert label is not None and label.get("relabel") == "no" and label.get("model") == "dac"
@@ -124,11 +128,11 @@ def test_loaded_drives_library_media_stay_unlabelled(owner, test_host, library_i
 
 def test_running_vm_changes_only_its_definition(client, owner, test_host) -> None:  # type: ignore[no-untyped-def]
     vm = make_vm(owner, test_host, machine=PC, disks=(cd("hda", "ide"),))
-    dom = vm_domain(vm)
+    dom = vm_handle(vm)
     dom.start()
     change = services.cdrom_add(actor=owner, vm=vm)
     assert change.target == "hdb" and change.pending and "takes effect at the next boot" in change.message
-    assert change.target in config_disks(vm) and [d.target for d in dom.spec().disks] == ["hda"]
+    assert change.target in config_disks(vm) and [d.target for d in dom.document().disks] == ["hda"]
     gone = services.cdrom_remove(actor=owner, vm=vm, target="hda")
     assert gone.pending and "next boot" in gone.message
     with pytest.raises(ConflictError, match="already removed") as exc:
@@ -150,7 +154,7 @@ def test_running_vm_changes_only_its_definition(client, owner, test_host) -> Non
 
 
 def test_removal_refuses_disks_and_unknown_targets(owner, test_host, library_iso) -> None:  # type: ignore[no-untyped-def]
-    disk = hv.DiskSpec(target="vda", device="disk", bus="virtio", source="/var/lib/x.qcow2")
+    disk = hv.Disk.new(target="vda", device="disk", bus="virtio", source="/var/lib/x.qcow2")
     vm = make_vm(owner, test_host, machine=Q35, disks=(disk,))
     with pytest.raises(ValidationError, match="not a CD-ROM drive"):
         services.cdrom_remove(actor=owner, vm=vm, target="vda")
@@ -209,8 +213,8 @@ def test_page_forms_and_boot_order(client, owner, test_host) -> None:  # type: i
     section = client.get(f"/storage/vms/{vm.uuid}/disks/", HTTP_HX_REQUEST="true").content.decode()
     assert "Remove drive" in section and '<option value="cdrom"' in section
     reply = client.post(f"/storage/vms/{vm.uuid}/boot-order/", {"first": "cdrom", "second": "hd"}, follow=True)
-    assert "Boot order saved" in reply.content.decode()
-    assert hv.boot_order(vm_domain(vm).xml(inactive=True)) == ["cdrom", "hd"]
+    assert "Boot order: cdrom, hd (from the next boot)." in reply.content.decode()
+    assert hv.DomainDocument.from_xml(vm_handle(vm).xml(inactive=True)).boot_order == ["cdrom", "hd"]
     reply = client.post(f"/storage/vms/{vm.uuid}/disks/cdrom/add/", {"bus": "ide", "iso": "pool/x.qcow2"},
                         follow=True)
     assert "Only ISO images" in reply.content.decode()
@@ -222,11 +226,11 @@ def test_page_forms_and_boot_order(client, owner, test_host) -> None:  # type: i
 def test_definition_edits_keep_secrets(owner, test_host) -> None:  # type: ignore[no-untyped-def]
     """Boot order, bus moves and drive changes redefine the VM from its full definition: a VNC password set outside
     the portal (virsh edit) survives them."""
-    vm = make_vm(owner, test_host, disks=(hv.DiskSpec(target="vda", bus="virtio", format="raw", source="/x.img"),))
-    dom = vm_domain(vm)
+    vm = make_vm(owner, test_host, disks=(hv.Disk.new(target="vda", bus="virtio", format="raw", source="/x.img"),))
+    dom = vm_handle(vm)
     root = ET.fromstring(dom.raw.XMLDesc(SECURE))
     ET.SubElement(root.find("devices"), "graphics", type="vnc", port="-1", passwd="s3cret")  # type: ignore[arg-type]
-    hv.storage.define_xml(dom.conn, ET.tostring(root, encoding="unicode"))
+    hv.domain_define(dom.conn, hv.DomainDocument.from_xml(ET.tostring(root, encoding="unicode")))
     services.boot_order_set(actor=owner, vm=vm, order=["hd", "cdrom"])
     services.disk_set_bus(actor=owner, vm=vm, target="vda", bus="sata")
     services.cdrom_add(actor=owner, vm=vm)

@@ -3,7 +3,6 @@ the drive again; on the running VM a drive is added and removed in its definitio
 one)."""
 from __future__ import annotations
 
-import dataclasses
 import os
 import time
 import xml.etree.ElementTree as ET
@@ -11,12 +10,23 @@ import xml.etree.ElementTree as ET
 import pytest
 from rest_framework.test import APIClient
 
-from kvmweb.machines.selectors import vm_domain
+from kvmweb.machines.handles import vm_handle
 from tests.conftest import MEMTEST_ISO, memtest_spec, virsh
-from tests.create.helpers import wait_screen
+from tests.provisioning.helpers import wait_screen
 from tests.media.conftest import memtest_iso  # noqa: F401
 
 pytestmark = pytest.mark.real
+
+
+def without_drives(machine: str | None = None):  # type: ignore[no-untyped-def]
+    """memtest86+'s guest with no disk and no CD-ROM drive at all, booting from 'hd' (``machine``: e.g. q35)."""
+    doc = memtest_spec()
+    for disk in doc.disks:
+        doc.remove_device(disk)
+    doc.set_boot_order(["hd"])
+    if machine:
+        doc.machine = machine
+    return doc
 
 
 def inactive_cdroms(name: str) -> dict[str, ET.Element]:
@@ -37,7 +47,7 @@ def wait_read(name: str, target: str, least: int, timeout: float = 60.0) -> None
 
 
 def test_add_boot_and_remove_a_cdrom_drive(owner, real_vm, memtest_iso) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
-    vm = real_vm(dataclasses.replace(memtest_spec(), disks=(), boot=("hd",)))
+    vm = real_vm(without_drives())
     assert virsh("domblklist", vm.name).strip() == ""
     iso_owner = os.stat(MEMTEST_ISO).st_uid
     api = APIClient()
@@ -57,7 +67,7 @@ def test_add_boot_and_remove_a_cdrom_drive(owner, real_vm, memtest_iso) -> None:
     assert [b.get("dev") for b in root.findall("os/boot")] == ["cdrom", "hd"]
 
     # it boots memtest86+ from that drive under TCG
-    dom = vm_domain(vm)
+    dom = vm_handle(vm)
     dom.start()
     try:
         rows = [line.split() for line in virsh("domblklist", "--details", vm.name).splitlines()]
@@ -95,14 +105,14 @@ def test_add_boot_and_remove_a_cdrom_drive(owner, real_vm, memtest_iso) -> None:
 
 
 def test_q35_gets_a_sata_drive_that_boots(owner, real_vm, memtest_iso) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
-    vm = real_vm(dataclasses.replace(memtest_spec(), disks=(), machine="q35"))
+    vm = real_vm(without_drives(machine="q35"))
     api = APIClient()
     api.force_login(owner)
     reply = api.post(f"/api/v1/vms/{vm.uuid}/disks/cdrom/", {"iso": memtest_iso.pk}, format="json")
     assert reply.status_code == 201 and reply.json()["target"] == "sda" and reply.json()["bus"] == "sata"
     assert api.post(f"/api/v1/vms/{vm.uuid}/disks/cdrom/", {"bus": "ide"}, format="json").status_code == 400
     assert api.post(f"/api/v1/vms/{vm.uuid}/boot-order/", {"order": ["cdrom"]}, format="json").status_code == 200
-    dom = vm_domain(vm)
+    dom = vm_handle(vm)
     dom.start()
     try:
         rows = [line.split() for line in virsh("domblklist", "--details", vm.name).splitlines()]

@@ -14,7 +14,7 @@ from kvmweb import hypervisor as hv
 from kvmweb.jobs.models import Job
 from kvmweb.machines.models import VirtualMachine
 from tests.conftest import ARTIFACTS, PREFIX, memtest_spec, unique_name, virsh
-from tests.create.helpers import wait_job
+from tests.provisioning.helpers import wait_job
 from tests.live import ROOT, server_env
 from tests.storage.conftest import qemu_img_info
 
@@ -30,9 +30,9 @@ def source_vm(real_vm, pool: dict, *, data_mib: int = 64, size: str = "1G"):  # 
     if data_mib:
         subprocess.run(["qemu-io", "-c", f"write -P 0x5a 0 {data_mib}M", path], check=True, capture_output=True)
         virsh("pool-refresh", pool["name"])
-    spec = memtest_spec(disk=path)
-    spec = hv.DomainSpec(**{**vars(spec), "interfaces": (hv.InterfaceSpec(network=f"{PREFIX}never-started"),)})
-    return real_vm(spec), path
+    doc = memtest_spec(disk=path)
+    doc.add_device(hv.Interface.new(network=f"{PREFIX}never-started"))
+    return real_vm(doc), path
 
 
 def _mac(xml: str) -> str:

@@ -32,7 +32,7 @@ def test_resize_and_clone_in_browser(portal, celery_worker_proc, page, open_pool
         row = page.locator("#vm-disks tr[data-target='vda']")
         row.locator("input[name=size]").fill("+1G")
         row.locator("button:has-text('Grow')").click()
-        page.wait_for_selector(".messages:has-text('grew from 512 MiB to 1.50 GiB')")
+        page.wait_for_selector(".messages:has-text('grew from 512 MiB to 1.5 GiB')")
         assert qemu_img_info(path)["virtual-size"] == G + 512 * M
         page.wait_for_selector("#vm-disks tr[data-target='vda'] [data-capacity='1610612736']")
         screenshot(page, "storage-disk-grown")

@@ -32,11 +32,11 @@ def test_disks_section_and_forms(client, owner, other_user, open_pool, real_vm) 
     reply = client.post(f"/storage/vms/{vm.uuid}/disks/resize/", {"target": "vda", "size": "2M"}, follow=True)
     assert "Shrinking is refused" in reply.content.decode()
     reply = client.post(f"/storage/vms/{vm.uuid}/boot-order/", {"first": "cdrom", "second": "hd"}, follow=True)
-    assert "Boot order saved" in reply.content.decode()
+    assert "Boot order: cdrom, hd (from the next boot)." in reply.content.decode()
     reply = client.post(f"/storage/vms/{vm.uuid}/cdrom/", {"target": "sda", "iso": ""}, follow=True)
     assert "sda ejected" in reply.content.decode()
     reply = client.post(f"/storage/vms/{vm.uuid}/disks/detach/", {"target": "vda"}, follow=True)
-    assert "Disk detached" in reply.content.decode()
+    assert "vda detached; its volume stays in its pool." in reply.content.decode()
     assert path not in virsh("domblklist", vm.name)
 
     # the clone page suggests a name and explains the linked mode

@@ -2,20 +2,21 @@ from __future__ import annotations
 
 from django import template
 
+from kvmweb import hypervisor as hv
+
 register = template.Library()
+
+
+@register.filter(name="bytes")
+def bytes_filter(value: int | None) -> str:
+    """2147483648 → '2 GiB' (the portal's one size format)."""
+    return "—" if value is None else hv.human(int(value))
 
 
 @register.filter
 def kib(value: int | None) -> str:
     """2097152 → '2 GiB', 524288 → '512 MiB' (libvirt counts memory in KiB)."""
-    if value is None:
-        return "—"
-    amount = float(value)
-    for unit in ("KiB", "MiB", "GiB", "TiB"):
-        if amount < 1024 or unit == "TiB":
-            return f"{amount:.0f} {unit}" if amount == int(amount) else f"{amount:.1f} {unit}"
-        amount /= 1024
-    return f"{value} KiB"  # pragma: no cover
+    return "—" if value is None else hv.human(int(value) * 1024)
 
 
 @register.filter

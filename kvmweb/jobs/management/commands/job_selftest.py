@@ -6,7 +6,6 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from kvmweb.jobs.services import job_create
-from kvmweb.jobs.tasks import selftest
 
 
 class Command(BaseCommand):
@@ -18,6 +17,6 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, steps: int, pause: float, **options: Any) -> None:
         with transaction.atomic():
-            job = job_create(actor=None, kind="jobs.selftest", title="Worker self-test", task=selftest,
+            job = job_create(actor=None, kind="jobs.selftest", title="Worker self-test",
                              params={"steps": steps, "pause": pause})
         self.stdout.write(f"queued job #{job.pk}: see /jobs/{job.pk}/")

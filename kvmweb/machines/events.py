@@ -1,0 +1,65 @@
+"""Domain events of every host → the portal's records and the browsers that may see each VM.
+
+``manage.py event_listener`` runs :func:`listen_host` for each enabled host. Each event first keeps the records
+true (a VM defined or undefined with ``virsh`` gains or loses its record at once), then goes to the VM's owner
+and to staff over ``/ws/events/``. After each (re)connection the listener reconciles the host's records with one
+listing, because events sent while it was away are lost.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from kvmweb import hypervisor as hv
+from kvmweb.events.publish import publish
+from kvmweb.hosts.models import Host
+
+from .selectors import host_drift, vm_owner_ids
+from .services import vm_record_forget, vm_record_seen, vm_records_sync
+
+log = logging.getLogger(__name__)
+
+
+def vm_state_event(event: hv.DomainEvent, host: Host | None = None) -> dict[str, Any]:
+    return {
+        "kind": "vm", "uuid": event.uuid, "name": event.name, "event": event.event,
+        "state": event.state.slug if event.state else "undefined",
+        "label": event.state.label if event.state else "deleted",
+        "host": host.name if host else event.uri,
+    }
+
+
+def vm_event_publish(event: hv.DomainEvent, host: Host | None = None) -> None:
+    """Keep the records true, then send a VM's state change to its owner and to staff (unowned: staff only)."""
+    owner_id = vm_owner_ids([event.uuid]).get(event.uuid)  # read first: an undefine drops the record
+    if host is not None:
+        try:
+            if event.event == "defined":
+                vm_record_seen(host=host, uuid=event.uuid, name=event.name)
+            elif event.event == "undefined":
+                vm_record_forget(host=host, uuid=event.uuid)
+        except hv.HypervisorError as exc:
+            log.warning("could not follow %s of %s on %s: %s", event.event, event.name, host, exc.detail)
+    publish(vm_state_event(event, host), user_ids=[owner_id])
+
+
+def host_records_sync(host: Host) -> None:
+    """Reconcile ``host``'s records with libvirt (one listing): after the listener (re)connects."""
+    vm_records_sync([host_drift(host)])
+
+
+def listen_host(host: Host, stop: threading.Event) -> hv.DomainEventListener:
+    """Start a thread that follows ``host``'s domain events until ``stop`` is set."""
+
+    def on_status(status: str) -> None:
+        if status == "connected":
+            try:
+                host_records_sync(host)
+            except Exception:  # noqa: BLE001 - the listener goes on; the next list read reconciles
+                log.exception("could not reconcile the records of %s", host)
+
+    listener = hv.DomainEventListener(host.uri, lambda ev: vm_event_publish(ev, host), on_status=on_status)
+    thread = threading.Thread(target=listener.run, args=(stop,), name=f"events-{host.name}", daemon=True)
+    thread.start()
+    return listener

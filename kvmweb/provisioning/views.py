@@ -1,0 +1,27 @@
+"""The "New VM" wizard page: thin; the service validates and creates, the VM page shows the job's progress."""
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods
+
+from kvmweb.core.views import run_service
+from kvmweb.hosts.selectors import host_queryset
+
+from .forms import CreateVmForm
+from .services import vm_create
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def vm_create_view(request: HttpRequest) -> HttpResponse:
+    hosts = host_queryset()
+    host_id = request.POST.get("host") or request.GET.get("host") or ""
+    host = hosts.filter(pk=host_id).first() if str(host_id).isdigit() else hosts.first()
+    form = CreateVmForm(request.POST or None, actor=request.user, host=host)
+    if request.method == "POST" and form.is_valid():
+        result = run_service(request, lambda: vm_create(actor=request.user, **form.service_fields()), form=form)
+        if result is not None:
+            return redirect("machines:detail", uuid=result.vm.uuid)
+    return render(request, "provisioning/create.html", {"form": form, "host": host})
