@@ -24,8 +24,8 @@ export C_FORCE_ROOT=1
 # -B: the worker also runs Celery beat (periodic work: the sweep of abandoned uploads); only one worker may.
 .venv/bin/celery -A kvmweb worker -B -s var/celerybeat-schedule --loglevel=INFO --concurrency=2 &
 pids+=($!)
-# The web process: daphne serving kvmweb.asgi (HTTP + websockets), trimmed to what it serves (kvmweb/web.py).
-.venv/bin/python -m kvmweb.web -b "$BIND" -p "$PORT" &
+# The web process: daphne serving kvmweb.asgi (HTTP + websockets).
+.venv/bin/daphne -b "$BIND" -p "$PORT" kvmweb.asgi:application &
 pids+=($!)
 # libvirt domain events (VM state changes) of every host → browsers, live (/ws/events/).
 .venv/bin/python manage.py event_listener &
