@@ -36,7 +36,12 @@ def _database(url: str) -> dict[str, object]:
     parsed = urlparse(url)
     if parsed.scheme == "sqlite":
         path = unquote(parsed.path) if parsed.path not in ("", "/") else str(VAR_DIR / "db.sqlite3")
-        return {"ENGINE": "django.db.backends.sqlite3", "NAME": path, "OPTIONS": {"timeout": 20}}
+        # Several processes write (web, worker, event listener): transactions take the write lock when they begin
+        # (IMMEDIATE), so a second writer waits up to `timeout` seconds instead of failing at once with "database is
+        # locked" when it tries to upgrade a read lock; WAL lets readers go on while one process writes.
+        return {"ENGINE": "django.db.backends.sqlite3", "NAME": path, "OPTIONS": {
+            "timeout": 20, "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"}}
     if parsed.scheme in ("postgres", "postgresql", "pgsql"):
         return {
             "ENGINE": "django.db.backends.postgresql",
