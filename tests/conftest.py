@@ -208,9 +208,16 @@ def real_vm(qemu_host, owner, cleanup_domains):  # type: ignore[no-untyped-def]
     return make
 
 
+_POOLS_AT_START: list[str] = []
+
+
 @pytest.fixture(scope="session", autouse=True)
 def no_leftovers() -> Iterator[None]:
-    """Fail the session if a test left a prefixed domain, network or volume behind on qemu:///system."""
+    """Fail the session if a test left a prefixed domain, network or volume behind on qemu:///system, or a pool of
+    any name that was not there when the session began (tools such as virt-install define pools for folders they
+    look at)."""
+    if libvirt_available():
+        _POOLS_AT_START[:] = virsh("pool-list", "--all", "--name", check=False).split()
     yield
     if not libvirt_available():
         return
@@ -224,6 +231,9 @@ def no_leftovers() -> Iterator[None]:
             parts = line.split()
             if parts and parts[0].startswith(PREFIX):
                 left.append(f"volume {pool}/{parts[0]}")
+    before = set(_POOLS_AT_START)
+    left += [f"pool {p} (defined during the run)" for p in virsh("pool-list", "--all", "--name", check=False).split()
+             if p not in before and not p.startswith(PREFIX)]
     if left:
         pytest.fail("tests left these behind: " + ", ".join(left), pytrace=False)
 

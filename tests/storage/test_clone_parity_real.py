@@ -88,8 +88,13 @@ def test_a_portal_clone_differs_from_its_source_as_a_virt_clone_does(  # type: i
     assert job.state == "succeeded", (job.error, list(job.lines.values_list("message", flat=True)))
     ours_xml = definition(ours)
 
+    pools_before = set(virsh("pool-list", "--all", "--name").split())
     printed = subprocess.run(["virt-clone", "--connect", "qemu:///system", "--original", source_name, "--name",
                               theirs, "--auto-clone", "--print-xml"], capture_output=True, text=True, timeout=120)
+    for pool in set(virsh("pool-list", "--all", "--name").split()) - pools_before:
+        # virt-clone defines a pool for a folder it looks at (the NVRAM's): undo that, never touching the folder
+        virsh("pool-destroy", pool, check=False)
+        virsh("pool-undefine", pool, check=False)
     assert printed.returncode == 0, printed.stderr
     path = Path(open_pool["path"], "virt-clone.xml")
     path.write_text(printed.stdout)
