@@ -1,9 +1,11 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.templatetags.static import static
 from django.urls import include, path
 from django.views.generic import RedirectView
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView
 
+from kvmweb.core.api_views import ApiDocsView, ApiIndexApi
 from kvmweb.machines.api import VmListApi
 from kvmweb.provisioning.api import VmCreateApi
 
@@ -16,12 +18,14 @@ class VmCollectionApi(VmCreateApi, VmListApi):
 
 
 api_v1 = [
+    path("", ApiIndexApi.as_view(), name="index"),
     path("vms/", VmCollectionApi.as_view(), name="vm-list"),
     *[path("", include(f"kvmweb.{app}.api_urls")) for app in APPS],
 ]
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="machines:list", permanent=False), name="home"),
+    path("favicon.ico", RedirectView.as_view(url=static("favicon.svg"), permanent=True), name="favicon"),
     path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("vms/new/", include("kvmweb.provisioning.urls")),
@@ -35,5 +39,11 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include((api_v1, "api"))),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("api/docs/", ApiDocsView.as_view(url_name="schema"), name="api-docs"),
 ]
+
+# Error pages (core.handlers): the portal's page, or JSON under /api/.
+handler400 = "kvmweb.core.handlers.bad_request"
+handler403 = "kvmweb.core.handlers.permission_denied"
+handler404 = "kvmweb.core.handlers.page_not_found"
+handler500 = "kvmweb.core.handlers.server_error"

@@ -168,3 +168,27 @@ def screenshot(page, name: str) -> Path:  # type: ignore[no-untyped-def]
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+# axe-core (npm, a devDependency: package.json) checks a page's accessibility. It reaches the page only in tests:
+# evaluated through the browser's DevTools protocol, which the page's Content-Security-Policy does not govern, so
+# the portal never serves it and its pages need no exception for it.
+AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
+
+
+def axe_violations(page, *, exclude: tuple[str, ...] = ()) -> list[dict[str, object]]:  # type: ignore[no-untyped-def]
+    """axe-core's violations on the page as it is now, every rule axe runs by default (any impact): a list of
+    ``{"id", "impact", "help", "nodes": [css selector, ...]}``, empty when the page passes. ``exclude``: selectors
+    of parts axe should not look at."""
+    if not page.evaluate("() => typeof window.axe === 'object'"):
+        page.evaluate(AXE.read_text())
+    result = page.evaluate(
+        """async (exclude) => {
+            const context = exclude.length ? {exclude: exclude.map((s) => [s])} : document;
+            const r = await window.axe.run(context, {resultTypes: ["violations"]});
+            return r.violations.map((v) => ({id: v.id, impact: v.impact, help: v.help,
+                                             nodes: v.nodes.map((n) => n.target.join(" "))}));
+        }""",
+        list(exclude),
+    )
+    return list(result)

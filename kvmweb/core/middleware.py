@@ -1,12 +1,13 @@
-"""Turns our errors that escape a page view into a readable page with the right status (never a 500)."""
+"""Turns our errors that escape a page view into the portal's error page with the right status (never a 500); under
+/api/ into the API's JSON (core.handlers, the same answers as Django's error handlers)."""
 from __future__ import annotations
 
 from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
 
 from .errors import error_reply
+from .handlers import error_response
 
 
 class HypervisorErrorMiddleware:
@@ -20,4 +21,4 @@ class HypervisorErrorMiddleware:
         reply = error_reply(exception)
         if reply is None:
             return None
-        return render(request, "error.html", {"reply": reply}, status=reply.status)
+        return error_response(request, reply.status, detail=reply.detail, code=reply.code, fields=reply.fields)

@@ -120,7 +120,7 @@ def check_room(host: Host, pool: hv.Pool, name: str, size: int, *, field: str) -
     info = pool.info()
     if size > info.available:
         raise ValidationError(
-            f"The ISO pool on {host} has {info.available // 1024**2} MiB free; {name} needs {size // 1024**2} MiB.",
+            f"The ISO pool on {host} has {human(info.available)} free; {name} needs {human(size)}.",
             fields={field: ["not enough room in the ISO pool"]})
 
 

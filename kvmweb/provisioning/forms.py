@@ -34,7 +34,8 @@ def host_choices_for(host: Host | None, actor: Any) -> dict[str, list[tuple[str,
 
 
 class CreateVmForm(forms.Form):
-    host = forms.ChoiceField(label="Host")
+    # choosing a host reloads the form with that host's pools, networks and media (static/js/autosubmit.js)
+    host = forms.ChoiceField(label="Host", widget=forms.Select(attrs={"data-reload-param": "host"}))
     name = forms.CharField(max_length=64, help_text=hv.NAME_RULE, widget=forms.TextInput(attrs={"autofocus": True}))
     os_variant = forms.CharField(
         label="OS variant", initial=GENERIC, max_length=64, required=False,

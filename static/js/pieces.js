@@ -23,7 +23,16 @@
   }
 
   const retryable = (err) => !err.status || err.status >= 500 || err.status === 409;
-  const mib = (bytes) => (bytes / 1048576).toFixed(1) + " MiB";
+  // Sizes as the portal writes them everywhere (kvmweb.hypervisor.human, the |bytes filter): binary units, at
+  // most two decimals, trailing zeros dropped: 1536 → "1.5 KiB", 20983808 → "20.01 MiB".
+  function human(bytes) {
+    let value = Number(bytes) || 0;
+    for (const unit of ["B", "KiB", "MiB", "GiB", "TiB", "PiB"]) {
+      if (Math.abs(value) < 1024 || unit === "PiB") return value.toFixed(2).replace(/\.?0+$/, "") + " " + unit;
+      value /= 1024;
+    }
+    return bytes + " B";
+  }
 
   // send(offset, blob) → the server's answer; next(answer) → the next offset; where() → the offset the server
   // has; progress(offset, bytesPerSecond, note). Resolves to the last answer.
@@ -53,9 +62,9 @@
   function showOn(bar, status, size) {
     return (offset, rate, note) => {
       bar.value = Math.floor((100 * offset) / size);
-      status.textContent = note || "Sent " + mib(offset) + " of " + mib(size) + " (" + mib(rate) + "/s)";
+      status.textContent = note || "Sent " + human(offset) + " of " + human(size) + " (" + human(rate) + "/s)";
     };
   }
 
-  window.kvmwebPieces = { call, sendInPieces, showOn };
+  window.kvmwebPieces = { call, sendInPieces, showOn, human };
 })();

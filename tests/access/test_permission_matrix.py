@@ -18,7 +18,7 @@ from tests.conftest import spec_testdrv
 pytestmark = pytest.mark.django_db
 
 # URLs anyone may open.
-PUBLIC = {"login", "logout", "home"}  # home only redirects to the VM list
+PUBLIC = {"login", "logout", "home", "favicon"}  # home only redirects to the VM list, favicon to its static file
 # URLs only staff may use (pages redirect others to the admin login or answer 403; the API answers 403).
 STAFF_ONLY_PREFIXES = ("hosts:", "api:host-", "admin:")
 # Django's admin is guarded by Django itself; its index is checked, its hundreds of model URLs are not walked.

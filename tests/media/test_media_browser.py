@@ -37,7 +37,7 @@ def test_upload_with_progress_then_delete(portal, page, staff, qemu_host, iso_po
     assert filecmp.cmp(source, iso.path, shallow=False)
 
     row = page.locator(f"tr[data-iso-id='{iso.pk}']")
-    assert "20.0\xa0MB" in row.inner_text() and "root-admin" in row.inner_text()
+    assert "20.01 MiB" in row.inner_text() and "root-admin" in row.inner_text()
     screenshot(page, "iso-library")
     page.once("dialog", lambda dialog: dialog.accept())
     row.get_by_role("button", name="Delete").click()
@@ -98,3 +98,25 @@ def test_upload_survives_a_lost_piece_and_a_lost_answer(portal, page, staff, qem
     assert len(dropped) == 2
     iso = IsoImage.objects.get(name=source.name)
     assert iso.complete and iso.uploaded == SIZE and filecmp.cmp(source, iso.path, shallow=False)
+
+
+def test_iso_sizes_read_in_the_units_of_the_forms(portal, page, staff, qemu_host, memtest_iso) -> None:  # type: ignore[no-untyped-def]
+    """Finding 7 of issue 11: the ISO list said "5.9 MB" while the New VM form said "5.91 MiB" for the same file.
+    Every size is written one way (binary units, hv.human), in the templates and in the pages' JavaScript."""
+    from kvmweb import hypervisor as hv
+
+    size = os.path.getsize(MEMTEST_ISO)
+    words = hv.human(size)
+    assert words == "5.91 MiB"
+    login(page, portal, "root-admin", "admin-pass-123")
+    page.goto(f"{portal.url}/media-library/")
+    cell = page.locator(f"tr[data-iso-id='{memtest_iso.pk}'] td").nth(2)  # Name, Host, Size
+    assert cell.inner_text() == words
+    screenshot(page, "iso-library-sizes")
+    # the upload's progress line (static/js/pieces.js) formats sizes the same way
+    samples = [0, 1, 1023, 1024, 1536, 20 * 1024 * 1024 + 12345, size, 10**9, 3 * 1024**4, 2**60]
+    assert page.evaluate("(sizes) => sizes.map(window.kvmwebPieces.human)", samples) == [hv.human(n) for n in samples]
+
+    page.goto(f"{portal.url}/vms/new/?host={qemu_host.pk}")
+    option = page.locator(f"#id_iso option[value='{memtest_iso.pk}']")
+    assert f"({words})" in option.inner_text()
