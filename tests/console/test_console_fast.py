@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 from django.test import Client
@@ -206,3 +207,35 @@ def test_vm_without_display_gets_a_clear_message(test_host, owner) -> None:  # t
     assert "has no serial console" in _client(owner).get(f"/console/{vm.uuid}/text/").content.decode()
     section = _client(owner).get(f"/vms/{vm.uuid}/").content.decode()
     assert 'id="console-none"' in section
+
+
+_INLINE_SCRIPT = re.compile(r"<script(?![^>]*\bsrc=)[^>]*>", re.I)
+_INLINE_HANDLER = re.compile(r"<[^>]*\son[a-z]+\s*=", re.I)
+
+
+def _console_section(html: str) -> str:
+    start = html.index('<section id="console-section"')
+    return html[start:html.index("</section>", start)]
+
+
+def test_console_pages_have_no_inline_script(test_host, owner) -> None:  # type: ignore[no-untyped-def]
+    """A Content-Security-Policy without 'unsafe-inline' must not break the consoles: their pages and the VM page's
+    console section load static modules only and carry no inline event handler."""
+    from kvmweb.machines.services import vm_define, vm_start
+
+    vm = vm_define(actor=owner, host=test_host, doc=spec_testdrv(devices=(
+        hv.Graphics.vnc(listen="address", address="127.0.0.1", port=5998), hv.Serial.pty(), hv.Console.pty())))
+    vm_start(actor=owner, vm=vm)
+    client = _client(owner)
+    vm_page = client.get(f"/vms/{vm.uuid}/").content.decode()
+    section = _console_section(vm_page)
+    vnc_page = client.get(f"/console/{vm.uuid}/").content.decode()
+    text_page = client.get(f"/console/{vm.uuid}/text/").content.decode()
+    assert 'id="console-open-text"' in section
+    assert '<script type="module" src="/static/console/vm_section.js"></script>' in vm_page
+    # The VM page names console.js for the button to import; it loads neither it nor noVNC itself.
+    assert 'data-module="/static/console/console.js"' in section and "novnc" not in section
+    assert 'src="/static/console/console_page.js"' in vnc_page
+    assert 'src="/static/console/terminal_page.js"' in text_page
+    for html in (section, vnc_page, text_page):
+        assert not _INLINE_SCRIPT.findall(html) and not _INLINE_HANDLER.findall(html)

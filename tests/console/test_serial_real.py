@@ -3,40 +3,19 @@ keys sent with `virsh send-key` (its graphical screen), then text typed in the b
 reaches GRUB through the portal's websocket and libvirt's console stream, and GRUB's answer appears there."""
 from __future__ import annotations
 
-import subprocess
 import time
 
-import numpy as np
 import pytest
 
 from kvmweb.console import services
-from kvmweb.machines.handles import vm_handle
 from tests.conftest import GRUB_ISO, memtest_spec
 from tests.live import login, screenshot
 
 from .conftest import session_cookie
-from .images import decode_png
+from .grub import send_keys, wait_grub_menu
 from .wsclient import attempt
 
 pytestmark = [pytest.mark.browser, pytest.mark.real]
-
-_SPECIAL = {" ": ["KEY_SPACE"], "_": ["KEY_LEFTSHIFT", "KEY_MINUS"], "-": ["KEY_MINUS"], "\n": ["KEY_ENTER"]}
-
-
-def send_keys(name: str, text: str) -> None:
-    """Type on the guest's keyboard through libvirt (virsh send-key: the independent oracle)."""
-    for ch in text:
-        keys = _SPECIAL.get(ch) or [f"KEY_{ch.upper()}"]
-        subprocess.run(["virsh", "-c", "qemu:///system", "send-key", name, "--holdtime", "40", *keys],
-                       check=True, capture_output=True, timeout=30)
-        time.sleep(0.08)
-
-
-def _grub_menu_shown(vm) -> bool:  # type: ignore[no-untyped-def]
-    """GRUB's menu highlights its first entry with a light bar across almost the whole screen width."""
-    img = decode_png(vm_handle(vm).screenshot_png())
-    light = (img.min(axis=2) > 140).mean(axis=1)
-    return bool(np.any(light > 0.8))
 
 
 def test_text_console_round_trip(portal, console_proxy, page, real_vm, owner, other_user) -> None:  # type: ignore[no-untyped-def]
@@ -44,10 +23,7 @@ def test_text_console_round_trip(portal, console_proxy, page, real_vm, owner, ot
 
     vm = real_vm(memtest_spec(iso=GRUB_ISO, serial_console=True, memory_kib=128 * 1024))
     vm_start(actor=owner, vm=vm)
-    deadline = time.monotonic() + 90
-    while not _grub_menu_shown(vm):
-        assert time.monotonic() < deadline, "GRUB's menu did not appear"
-        time.sleep(1)
+    wait_grub_menu(vm)
 
     login(page, portal, "alice", "alice-pass-123")
     page.goto(f"{portal.url}/console/{vm.uuid}/text/")
