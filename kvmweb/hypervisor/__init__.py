@@ -40,6 +40,7 @@ from .domain_xml import (
     NIC_MODELS,
     Channel,
     Console,
+    Controller,
     Device,
     Disk,
     DiskInfo,
@@ -74,7 +75,7 @@ from .errors import (
 )
 from .console import NoGraphics, NoSerialConsole
 from .events import DomainEvent, DomainEventListener
-from .host import HostFacts, host_facts
+from .host import HostFacts, host_facts, host_video_models
 from .names import NAME_RULE, validate_name
 from .networks import (
     FORWARD_MODES,
@@ -125,11 +126,11 @@ __all__ = [
     "domain_lookup", "domain_lookup_by_name", "domain_nics_all", "DomainEvent", "DomainEventListener",
     # domain XML
     "BOOT_DEVICES", "CDROM_BUSES", "DISK_BUSES", "GUEST_AGENT_CHANNEL", "IDE_TARGETS", "NIC_MODELS", "Channel",
-    "Console", "Device", "Disk", "DiskInfo", "DomainDocument", "Graphics", "Input", "Interface", "MemBalloon",
+    "Console", "Controller", "Device", "Disk", "DiskInfo", "DomainDocument", "Graphics", "Input", "Interface", "MemBalloon",
     "NicInfo", "Rng", "Serial", "Video", "VncDisplay", "clone_file_path", "free_disk_target", "normalize_mac",
     "random_mac",
     # hosts
-    "HostFacts", "host_facts", "host_address_users", "host_interface_names",
+    "HostFacts", "host_facts", "host_video_models", "host_address_users", "host_interface_names",
     # networks
     "FORWARD_MODES", "AddressUser", "DhcpHost", "DhcpLease", "Network", "NetworkInfo", "NetworkSpec",
     "NetworkSpecInvalid", "NetworkSummary", "check_overlaps", "network_define", "network_list", "network_lookup",

@@ -3,7 +3,7 @@
 A document wraps the whole ``<domain>`` tree. Typed accessors read and edit what the portal understands — name,
 UUID, memory, vCPUs, OS and boot order, sysinfo, metadata, and the devices (:class:`Disk`, :class:`Interface`,
 :class:`Graphics`, :class:`Serial`, :class:`Console`, :class:`Channel`, :class:`Input`, :class:`Video`,
-:class:`MemBalloon`, :class:`Rng`) — and everything else in the tree is written back untouched: a VNC password,
+:class:`MemBalloon`, :class:`Rng`, :class:`Controller`) — and everything else in the tree is written back untouched: a VNC password,
 a ``<qemu:commandline>``, a TPM, addresses, a namespace's metadata. The same classes build new domains
 (:meth:`DomainDocument.new` + :meth:`DomainDocument.add_device`) and edit existing ones (read with
 ``Domain.definition()``, which asks libvirt for the ``INACTIVE | SECURE`` XML), and devices built here are what
@@ -135,7 +135,7 @@ class VncDisplay:
 
 # ------------------------------------------------------------------------------------------------ devices
 class Device(XmlNode):
-    """A device element. This base class takes any device (controllers, sound, TPM...) and keeps it as it is."""
+    """A device element. This base class takes any device (sound, TPM, watchdog...) and keeps it as it is."""
 
     boot_order = IntAttr("boot", "order")
     alias = Attr("alias", "name")
@@ -389,8 +389,34 @@ class Rng(Device):
         return rng
 
 
+class Controller(Device):
+    """A controller (USB, PCI, SATA...). libvirt adds the ones a definition needs; these are the ones we name."""
+
+    TAG = "controller"
+    kind = Attr("", "type")
+    index = IntAttr("", "index")
+    model = Attr("", "model")
+    ports = IntAttr("", "ports")
+    master_startport = IntAttr("master", "startport")
+
+    @classmethod
+    def usb(cls, model: str, *, ports: int | None = None, master_startport: int | None = None) -> Controller:
+        """A USB controller: ``qemu-xhci`` (USB 3), or ``ich9-ehci1`` with its UHCI companions (``ich9-uhci1``...,
+        each naming the first EHCI port it serves)."""
+        ctrl = cls(etree.Element("controller", type="usb", model=model))
+        ctrl.ports = ports
+        ctrl.master_startport = master_startport
+        return ctrl
+
+    @classmethod
+    def pci(cls, model: str) -> Controller:
+        """A PCI controller: ``pcie-root`` (q35's root complex) or a ``pcie-root-port`` (one hot-pluggable slot)."""
+        return cls(etree.Element("controller", type="pci", model=model))
+
+
 DEVICE_TYPES: dict[str, type[Device]] = {
-    cls.TAG: cls for cls in (Disk, Interface, Graphics, Serial, Console, Channel, Input, Video, MemBalloon, Rng)
+    cls.TAG: cls for cls in (Disk, Interface, Graphics, Serial, Console, Channel, Input, Video, MemBalloon, Rng,
+                             Controller)
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .errors import InvalidRequest
 from .registry import Connection
 from .xmlnode import parse_element
 
@@ -17,6 +18,7 @@ class HostFacts:
     domain_types: tuple[str, ...]  # what the host can run for its native arch, e.g. ('qemu', 'kvm')
     libvirt_version: str
     hypervisor: str
+    machines: tuple[str, ...] = ()  # machine types for the native arch, aliases too ('pc', 'q35', 'pc-q35-7.2'...)
 
     @property
     def preferred_domain_type(self) -> str:
@@ -32,14 +34,19 @@ def host_facts(conn: Connection) -> HostFacts:
     caps = parse_element(conn.call(lambda c: c.getCapabilities()))
     arch = caps.findtext("host/cpu/arch", default="")
     types: list[str] = []
+    machines: list[str] = []
     for guest in caps.findall("guest"):
         guest_arch = guest.find("arch")
-        if guest_arch is None or guest_arch.get("name") != arch:
+        if guest_arch is None or guest_arch.get("name") != arch or guest.findtext("os_type") != "hvm":
             continue
         for dom in guest_arch.findall("domain"):
             kind = dom.get("type", "")
             if kind and kind not in types:
                 types.append(kind)
+        for machine in guest_arch.iter("machine"):
+            name = (machine.text or "").strip()
+            if name and name not in machines:
+                machines.append(name)
     _model, memory_mib, cpus, *_rest = conn.call(lambda c: c.getInfo())
     return HostFacts(
         hostname=conn.call(lambda c: c.getHostname()),
@@ -49,4 +56,19 @@ def host_facts(conn: Connection) -> HostFacts:
         domain_types=tuple(types),
         libvirt_version=_version(conn.call(lambda c: c.getLibVersion())),
         hypervisor=conn.call(lambda c: c.getType()),
+        machines=tuple(machines),
     )
+
+
+def host_video_models(conn: Connection, *, domain_type: str, arch: str, machine: str | None = None) -> tuple[str, ...]:
+    """The video models a guest of this type, arch and machine can have (``virsh domcapabilities``); empty when
+    the driver cannot tell (the test driver)."""
+    try:
+        xml = conn.call(lambda c: c.getDomainCapabilities(None, arch or None, machine, domain_type or None, 0))
+    except InvalidRequest:  # VIR_ERR_NO_SUPPORT
+        return ()
+    caps = parse_element(xml)
+    video = caps.find("devices/video")
+    if video is None or video.get("supported") != "yes":
+        return ()
+    return tuple((v.text or "").strip() for v in video.findall("enum[@name='modelType']/value") if v.text)

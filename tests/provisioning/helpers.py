@@ -1,10 +1,14 @@
-"""Helpers of the real create/upload tests: wait for a job, tell a guest's screen from a flat colour."""
+"""Helpers of the create/upload tests: wait for a job, tell a guest's screen from a flat colour, list the kinds of
+devices a domain's XML holds."""
 from __future__ import annotations
 
 import struct
 import subprocess
 import time
 import zlib
+from collections import Counter
+
+from lxml import etree
 
 from kvmweb.jobs.models import Job
 
@@ -56,3 +60,30 @@ def stop(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
         proc.wait(timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
+
+
+def device_kinds(xml: str) -> Counter[tuple[str, ...]]:
+    """The kinds of devices in a domain's XML, counted: the tag, plus what tells devices of that tag apart (a
+    controller's type and model, an input's type and bus, a channel's target name, a video, balloon or rng model,
+    else the type attribute). ``<emulator>`` is left out: it is the host's QEMU binary, not a device; libvirt fills
+    it in when the domain is defined."""
+    root = etree.fromstring(xml.encode())
+    kinds: Counter[tuple[str, ...]] = Counter()
+    for el in root.find("devices"):
+        if not isinstance(el.tag, str) or el.tag == "emulator":
+            continue
+        tag = str(el.tag)
+        if tag == "controller":
+            kind: tuple[str, ...] = (tag, el.get("type", ""), el.get("model", ""))
+        elif tag == "input":
+            kind = (tag, el.get("type", ""), el.get("bus", ""))
+        elif tag == "channel":
+            kind = (tag, el.find("target").get("name", "") if el.find("target") is not None else "")
+        elif tag == "video":
+            kind = (tag, el.find("model").get("type", "") if el.find("model") is not None else "")
+        elif tag in ("memballoon", "rng"):
+            kind = (tag, el.get("model", ""))
+        else:
+            kind = (tag, el.get("type", ""))
+        kinds[kind] += 1
+    return kinds

@@ -37,6 +37,7 @@ def test_golden_xml_of_a_created_domain(golden) -> None:  # type: ignore[no-unty
         host=None, name="web1", vcpus=2, memory_mib=2048, iso_path="/var/lib/kvmweb/isos/install.iso",  # type: ignore[arg-type]
         disk=NewDisk(pool="vms", name="web1.qcow2", path="/vms/web1.qcow2", size=20 << 30, format="qcow2"),
         variant=os_variant("debian11"), network="isolated", start=True, autostart=False,  # type: ignore[arg-type]
+        machine="q35", video="virtio",  # what a host with q35 and virtio-gpu gives debian11 (platform_for)
     )
     xml = build_document(req, uuid="9b4f3f5e-3a57-4c1e-9a53-1f0f7a3f2b10", domain_type="kvm", owner="alice").to_xml()
     golden("domain_created_debian11.xml", xml)
