@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+import logging
 import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 
-from kvmweb.core.errors import ConflictError
+from kvmweb.core.errors import ConflictError, error_reply
+from kvmweb.hosts.models import Host
 
 from .selectors import GiB, quota_limits, quota_usage
 
@@ -27,6 +31,48 @@ def admin_ensure(*, username: str, password: str | None) -> tuple[AbstractBaseUs
         user.set_password(password)
         user.save(update_fields=["password"])
     return user, created, generated
+
+
+# ------------------------------------------------------------------------------------------------ host setup
+log = logging.getLogger(__name__)
+
+# What ``manage.py bootstrap`` makes sure of on every host, registered by the apps that own it (this app sits below
+# them): each step is a service ``step(*, actor, host)`` that returns an object with a ``message``.
+HostSetupStep = Callable[..., object]
+_HOST_SETUP: dict[str, HostSetupStep] = {}
+
+
+def host_setup_step(name: str) -> Callable[[HostSetupStep], HostSetupStep]:
+    """Register a step of the first-run setup of a host (``@host_setup_step("storage.default_pool")``)."""
+    def register(fn: HostSetupStep) -> HostSetupStep:
+        _HOST_SETUP[name] = fn
+        return fn
+
+    return register
+
+
+@dataclass(frozen=True)
+class SetupOutcome:
+    step: str
+    ok: bool
+    message: str
+
+
+def host_setup(*, actor: AbstractBaseUser, host: Host) -> list[SetupOutcome]:
+    """Run every registered setup step for ``host`` as ``actor`` (staff). A step that fails is reported in words
+    and the others still run."""
+    outcomes = []
+    for name, step in sorted(_HOST_SETUP.items()):
+        try:
+            result = step(actor=actor, host=host)
+        except Exception as exc:  # noqa: BLE001 - setup goes on; the failure is reported
+            reply = error_reply(exc)
+            if reply is None:
+                log.exception("host setup step %s failed on %s", name, host)
+            outcomes.append(SetupOutcome(name, False, reply.detail if reply else f"{type(exc).__name__}: {exc}"))
+            continue
+        outcomes.append(SetupOutcome(name, True, str(getattr(result, "message", result))))
+    return outcomes
 
 
 # ------------------------------------------------------------------------------------------------ quotas

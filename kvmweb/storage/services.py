@@ -10,12 +10,14 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
 from kvmweb import hypervisor as hv
 from kvmweb.access.permissions import Actor, VmAction, actor_id, job_may_view, require_login, require_staff
-from kvmweb.accounts.services import check_quota
+from kvmweb.accounts.services import check_quota, host_setup_step
+from kvmweb.audit.models import AuditEntry
 from kvmweb.audit.services import audited
 from kvmweb.core.errors import ConflictError, NotFoundError, ValidationError
 from kvmweb.hosts.models import Host
@@ -170,6 +172,62 @@ def pool_set_access(*, actor: Actor, host: Host, name: str, everyone: bool,
         access.users.set(chosen)
         notes.append("everyone" if everyone else "users: " + ", ".join(u.get_username() for u in chosen))
         return access
+
+
+@dataclass(frozen=True)
+class DefaultPoolResult:
+    pool: str
+    path: str
+    created: bool  # defined (and built, started, autostarted) now
+    started: bool  # it existed, stopped, and was started now
+    opened: bool  # opened to every user now
+
+    @property
+    def message(self) -> str:
+        state = ("created" if self.created else "started" if self.started else "ready")
+        opened = "; opened to every user" if self.opened else ""
+        return f"Storage pool {self.pool} ({self.path}) {state}{opened}."
+
+
+@host_setup_step("storage.default_pool")
+def pool_default_ensure(*, actor: Actor, host: Host) -> DefaultPoolResult:
+    """Newcomer defaults (``manage.py bootstrap``): the host has libvirt's conventional directory pool, found as
+    virt-install finds it — the pool named ``KVMWEB_DEFAULT_POOL``, else any pool on ``KVMWEB_DEFAULT_POOL_DIR`` —
+    or made as virt-install makes it (defined, built, started, autostarted); a stopped one is started. Unless
+    ``KVMWEB_DEFAULT_POOL_OPEN`` is off it is opened to every user, once: a pool whose access staff have set (or
+    closed) before keeps what they chose."""
+    staff_only(actor)
+    name, path = settings.KVMWEB_DEFAULT_POOL, settings.KVMWEB_DEFAULT_POOL_DIR
+    spec = hv.PoolSpec(name=name, target_path=path)
+    try:
+        spec.validate()
+    except hv.InvalidRequest as exc:
+        raise ValidationError(f"KVMWEB_DEFAULT_POOL / KVMWEB_DEFAULT_POOL_DIR: {exc.detail}") from None
+    conn = host_connection(host)
+    with _audit_pool(actor, "pool.default", host, name) as notes:
+        pools = hv.pool_list(conn)
+        found = next((p for p in pools if p.name == name), None) or \
+            next((p for p in pools if p.target_path and p.target_path.rstrip("/") == path.rstrip("/")), None)
+        created = started = False
+        if found is None:
+            hv.pool_ensure(conn, name, path)
+            created = True
+        else:
+            name, path = found.name, found.target_path or path
+            if not found.active:
+                hv.pool_ensure(conn, name, path)
+                started = True
+        notes.append(f"{name} {path}" + (" created" if created else " started" if started else ""))
+    opened = False
+    if settings.KVMWEB_DEFAULT_POOL_OPEN:
+        decided = PoolAccess.objects.filter(host=host, pool=name).exists() or AuditEntry.objects.filter(
+            action="pool.access", target_type="pool", target=name, host=host.uri, ok=True).exists()
+        if not decided:
+            with _audit_pool(actor, "pool.access", host, name) as notes:
+                PoolAccess.objects.create(host=host, pool=name, everyone=True)
+                notes.append("everyone (newcomer default)")
+            opened = True
+    return DefaultPoolResult(pool=name, path=path, created=created, started=started, opened=opened)
 
 
 # ------------------------------------------------------------------------------------------------ volumes

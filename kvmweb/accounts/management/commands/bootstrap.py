@@ -4,14 +4,15 @@ import os
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from kvmweb.accounts.services import admin_ensure
+from kvmweb.accounts.services import admin_ensure, host_setup
 from kvmweb.hosts.models import Host
 from kvmweb.hosts.services import host_probe, host_register
 from kvmweb.hypervisor import HypervisorError
 
 
 class Command(BaseCommand):
-    help = "Create the first admin (KVMWEB_ADMIN_USER/KVMWEB_ADMIN_PASSWORD) and register the hosts in KVMWEB_LIBVIRT_URIS."
+    help = ("Create the first admin (KVMWEB_ADMIN_USER/KVMWEB_ADMIN_PASSWORD), register the hosts in "
+            "KVMWEB_LIBVIRT_URIS and set each up (its default storage pool, opened to users).")
 
     def handle(self, *args, **options):  # type: ignore[no-untyped-def]
         username = os.environ.get("KVMWEB_ADMIN_USER", "admin")
@@ -38,4 +39,8 @@ class Command(BaseCommand):
                                   f"'{host.effective_domain_type}'")
             except HypervisorError as exc:
                 self.stdout.write(self.style.WARNING(f"Host {host.name} ({uri}) does not answer: {exc.detail}"))
+                continue
+            for outcome in host_setup(actor=user, host=host):
+                self.stdout.write(f"  {outcome.message}" if outcome.ok else
+                                  self.style.WARNING(f"  {outcome.step} failed: {outcome.message}"))
         self.stdout.write(f"{Host.objects.count()} host(s) registered.")
