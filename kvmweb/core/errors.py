@@ -49,6 +49,13 @@ class PayloadTooLargeError(ServiceError):
     code = "too_large"
 
 
+class ServiceUnavailableError(ServiceError):
+    """Something the portal needs for this action does not answer (the job queue): nothing was done; try later."""
+
+    status = 503
+    code = "unavailable"
+
+
 @dataclass(frozen=True)
 class ErrorReply:
     status: int

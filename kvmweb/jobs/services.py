@@ -9,14 +9,16 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from celery import current_app
 from kvmweb.access.permissions import Actor, require_job
 from kvmweb.audit.services import audit_record
-from kvmweb.core.errors import ConflictError, PermissionDeniedError, error_reply
+from kvmweb.core.errors import ConflictError, PermissionDeniedError, ServiceUnavailableError, error_reply
 from kvmweb.events.publish import publish
 from kvmweb.hosts.models import Host
 
@@ -38,16 +40,49 @@ def _publish(job: Job, **extra: Any) -> None:
     publish(job_event(job, **extra), user_ids=[job.actor_id])
 
 
+def _broker_name(url: str) -> str:
+    """``redis://:secret@127.0.0.1:6379/0`` → ``Redis at 127.0.0.1:6379`` (never the password)."""
+    parts = urlsplit(url or "")
+    kind = {"redis": "Redis", "rediss": "Redis", "amqp": "RabbitMQ", "amqps": "RabbitMQ"}.get(parts.scheme,
+                                                                                             parts.scheme or "?")
+    try:
+        port = parts.port or (6379 if kind == "Redis" else None)
+    except ValueError:
+        port = None
+    return f"{kind} at {parts.hostname or 'localhost'}" + (f":{port}" if port else "")
+
+
+def job_queue_check() -> None:
+    """Refuse (503, ``queue_unavailable``) when the job queue's broker does not answer within
+    ``KVMWEB_QUEUE_CHECK_TIMEOUT`` seconds (0: never check), so an action that queues a job is refused before
+    anything is made instead of failing later with "could not be queued". One new connection and a ping: about
+    2 ms while Redis answers; a refused connection fails at once. Jobs that run in-process (eager) need no broker."""
+    timeout = float(settings.KVMWEB_QUEUE_CHECK_TIMEOUT)
+    if timeout <= 0 or current_app.conf.task_always_eager:
+        return
+    try:
+        with current_app.connection_for_write(connect_timeout=timeout) as conn:
+            conn.ensure_connection(max_retries=0, timeout=timeout)  # max_retries=0: one attempt, no back-off
+    except Exception as exc:  # noqa: BLE001 - whatever the transport raises, the queue does not answer
+        where = _broker_name(str(current_app.conf.broker_write_url or current_app.conf.broker_url or ""))
+        raise ServiceUnavailableError(
+            f"The job queue ({where}) does not answer: {str(exc).rstrip('.')}. Nothing was done; try again when "
+            "it is back.",
+            code="queue_unavailable") from exc
+
+
 def job_create(
     *, actor: Actor | None, kind: str, title: str, target_type: str = "", target: str = "",
     host: Host | None = None, params: dict[str, Any] | None = None, cancellable: bool = True,
     cleanup: list[dict[str, Any]] | None = None, queue: str | None = None,
 ) -> Job:
     """Record a queued job and send its task (found by ``kind`` in Celery's registry, see ``registry.task_name``)
-    when the transaction commits; ``queue`` overrides the default queue.
+    when the transaction commits; ``queue`` overrides the default queue. Refused first (503, nothing written) when
+    the queue does not answer (:func:`job_queue_check`).
 
     ``cleanup`` may pre-record undo steps for work the caller already did in this transaction (see runner).
     """
+    job_queue_check()
     user = actor if actor is not None and getattr(actor, "is_authenticated", False) else None
     job = Job.objects.create(
         kind=kind, title=title[:200], target_type=target_type, target=target[:200], host=host, actor=user,

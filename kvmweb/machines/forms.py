@@ -3,6 +3,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from django import forms
+from django.conf import settings
 
 from kvmweb.core.errors import ValidationError
 from kvmweb.hypervisor import DomainState
@@ -13,6 +14,23 @@ class DeleteForm(forms.Form):
         help_text="Writable disks in storage pools are deleted; ISO media and read-only disks are kept.",
     )
     confirm = forms.BooleanField(required=True, label="Yes, delete this virtual machine")
+
+
+class ShutdownForm(forms.Form):
+    """"Shut down": the ACPI request; with ``force_after`` ticked, forced off after that many seconds (a job)."""
+
+    force = forms.BooleanField(required=False, initial=False, label="Force off if it is still running after")
+    force_after = forms.IntegerField(
+        required=False, min_value=1, max_value=3600, label="seconds",
+        initial=lambda: settings.KVMWEB_SHUTDOWN_TIMEOUT,
+    )
+
+    def force_after_value(self) -> int | str | None:
+        """What ``shutdown.vm_shutdown_deadline`` takes: None for the plain request, '' for the default."""
+        if not self.cleaned_data.get("force"):
+            return None
+        value = self.cleaned_data.get("force_after")
+        return "" if value is None else int(value)
 
 
 STATES = [s.slug for s in DomainState]
