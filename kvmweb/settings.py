@@ -102,6 +102,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "kvmweb.core.csp.PortalCSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -199,6 +200,8 @@ KVMWEB_LIBVIRT_URIS = env_list("KVMWEB_LIBVIRT_URIS", "qemu:///system")
 # Force the domain type of every host ("kvm" or "qemu"); empty = detect from each host's capabilities.
 KVMWEB_DOMAIN_TYPE = os.environ.get("KVMWEB_DOMAIN_TYPE", "")
 KVMWEB_PAGE_SIZE = int(os.environ.get("KVMWEB_PAGE_SIZE", "50"))
+# The VM list's screenshot thumbnails of running VMs: at most one libvirt screenshot per VM in this many seconds.
+KVMWEB_THUMBNAIL_SECONDS = int(os.environ.get("KVMWEB_THUMBNAIL_SECONDS", "30"))
 # Default per-user quotas (users without a Quota row; staff are never limited): empty = no limit.
 KVMWEB_QUOTA_VMS = os.environ.get("KVMWEB_QUOTA_VMS", "")
 KVMWEB_QUOTA_VCPUS = os.environ.get("KVMWEB_QUOTA_VCPUS", "")
@@ -208,6 +211,15 @@ KVMWEB_QUOTA_DISK_GIB = os.environ.get("KVMWEB_QUOTA_DISK_GIB", "")
 KVMWEB_ISO_POOL = os.environ.get("KVMWEB_ISO_POOL", "kvmweb-isos")
 KVMWEB_ISO_DIR = os.environ.get("KVMWEB_ISO_DIR", "/var/lib/kvmweb/isos")
 KVMWEB_ISO_UPLOAD_BY_USERS = env_bool("KVMWEB_ISO_UPLOAD_BY_USERS", False)  # else staff only
+# Newcomer defaults (`manage.py bootstrap`): each host gets libvirt's conventional directory pool, as virt-install and
+# virt-manager create it, opened to every user unless KVMWEB_DEFAULT_POOL_OPEN=0.
+KVMWEB_DEFAULT_POOL = os.environ.get("KVMWEB_DEFAULT_POOL", "default")
+KVMWEB_DEFAULT_POOL_DIR = os.environ.get("KVMWEB_DEFAULT_POOL_DIR", "/var/lib/libvirt/images")
+KVMWEB_DEFAULT_POOL_OPEN = env_bool("KVMWEB_DEFAULT_POOL_OPEN", True)
+# "Shut down" with a deadline: seconds the guest gets to power off after the ACPI request before it is forced off.
+KVMWEB_SHUTDOWN_TIMEOUT = int(os.environ.get("KVMWEB_SHUTDOWN_TIMEOUT", "120"))
+# Before queueing a job the broker must answer within this many seconds, or the action is refused (503).
+KVMWEB_QUEUE_CHECK_TIMEOUT = float(os.environ.get("KVMWEB_QUEUE_CHECK_TIMEOUT", "1"))
 # Console proxy (manage.py console_proxy): where it listens, and the websocket URL pages use to reach it.
 # Empty public URL = ws://<the page's host>:<port>; behind a TLS reverse proxy set e.g. "wss://portal.example/console".
 KVMWEB_CONSOLE_BIND = os.environ.get("KVMWEB_CONSOLE_BIND", "127.0.0.1")
@@ -234,8 +246,35 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "SWAGGER_UI_DIST": "/" + STATIC_URL + "vendor/swagger-ui",
-    "SWAGGER_UI_FAVICON_HREF": "/" + STATIC_URL + "vendor/swagger-ui/favicon-32x32.png",
+    "SWAGGER_UI_FAVICON_HREF": "/" + STATIC_URL + "favicon.svg",
 }
+
+# Content-Security-Policy (django-csp; kvmweb.core.csp adds the request's websocket sources to connect-src):
+# scripts, styles and connections only from the portal itself; no inline script or event handler, no eval (pages
+# declare behaviour with data-* attributes that static/js/*.js handle: data-confirm, data-autosubmit...).
+# The policy is enforced. KVMWEB_CSP_REPORT_ONLY=1 sends it as Content-Security-Policy-Report-Only instead: browsers
+# report violations in their console and block nothing (to try a change of the policy).
+KVMWEB_CSP_REPORT_ONLY = env_bool("KVMWEB_CSP_REPORT_ONLY", False)
+_CSP = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],  # Pico CSS draws its form icons as data: SVG
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
+if KVMWEB_CSP_REPORT_ONLY:
+    CONTENT_SECURITY_POLICY_REPORT_ONLY = _CSP
+    CONTENT_SECURITY_POLICY = None
+else:
+    CONTENT_SECURITY_POLICY = _CSP
+    CONTENT_SECURITY_POLICY_REPORT_ONLY = None
 
 LOGGING = {
     "version": 1,

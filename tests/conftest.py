@@ -233,7 +233,7 @@ def no_leftovers() -> Iterator[None]:
                 left.append(f"volume {pool}/{parts[0]}")
     before = set(_POOLS_AT_START)
     left += [f"pool {p} (defined during the run)" for p in virsh("pool-list", "--all", "--name", check=False).split()
-             if p not in before and not p.startswith(PREFIX)]
+             if p not in before and not p.startswith("kvmwebtest-")]  # another run's prefix: its own check
     if left:
         pytest.fail("tests left these behind: " + ", ".join(left), pytrace=False)
 
@@ -251,6 +251,41 @@ def iso_pool_dir(no_leftovers) -> Iterator[str]:  # type: ignore[no-untyped-def]
     settings.KVMWEB_ISO_POOL, settings.KVMWEB_ISO_DIR = pool, f"{base}/isos"
     yield settings.KVMWEB_ISO_DIR
     settings.KVMWEB_ISO_POOL, settings.KVMWEB_ISO_DIR = old
+    if libvirt_available():
+        remove_pool(pool)
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def no_queue_check_in_fast_tests(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fast tests run without Redis: the check that the job queue answers before a job is queued
+    (``jobs.services.job_queue_check``) is off for them (``KVMWEB_QUEUE_CHECK_TIMEOUT=0``); real and browser tests
+    keep it. Tests of the check turn it back on with the ``settings`` fixture."""
+    if request.node.get_closest_marker("real") or request.node.get_closest_marker("browser"):
+        yield
+        return
+    from django.conf import settings
+
+    old = settings.KVMWEB_QUEUE_CHECK_TIMEOUT
+    settings.KVMWEB_QUEUE_CHECK_TIMEOUT = 0
+    yield
+    settings.KVMWEB_QUEUE_CHECK_TIMEOUT = old
+
+
+@pytest.fixture(scope="session", autouse=True)
+def default_pool_dir(no_leftovers) -> Iterator[dict[str, str]]:  # type: ignore[no-untyped-def]
+    """The newcomer default pool (``manage.py bootstrap``, ``storage.services.pool_default_ensure``) of this run: a
+    prefixed pool in a temporary folder, never libvirt's real ``default`` pool; removed at the end if a test made
+    it (before the leftover check)."""
+    from django.conf import settings
+
+    base = tempfile.mkdtemp(prefix=f"{PREFIX}images-")
+    os.chmod(base, 0o755)
+    pool = f"{PREFIX}default-{os.getpid()}"
+    old = settings.KVMWEB_DEFAULT_POOL, settings.KVMWEB_DEFAULT_POOL_DIR
+    settings.KVMWEB_DEFAULT_POOL, settings.KVMWEB_DEFAULT_POOL_DIR = pool, f"{base}/images"
+    yield {"name": pool, "path": f"{base}/images"}
+    settings.KVMWEB_DEFAULT_POOL, settings.KVMWEB_DEFAULT_POOL_DIR = old
     if libvirt_available():
         remove_pool(pool)
     shutil.rmtree(base, ignore_errors=True)

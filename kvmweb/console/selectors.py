@@ -5,6 +5,7 @@ import uuid as uuid_mod
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.core.cache import cache
 from django.http import HttpRequest
 
 from kvmweb import hypervisor as hv
@@ -31,15 +32,25 @@ def console_info(*, actor: Actor, uuid: str | uuid_mod.UUID) -> ConsoleInfo:
                        has_serial=doc.has_serial_console)
 
 
-def console_screenshot(*, actor: Actor, uuid: str | uuid_mod.UUID) -> bytes:
-    """A PNG of the VM's screen, taken by libvirt (no console session needed)."""
+def console_screenshot(*, actor: Actor, uuid: str | uuid_mod.UUID, max_age: int = 0) -> bytes:
+    """A PNG of the VM's screen, taken by libvirt (no console session needed). ``max_age`` > 0: a screenshot taken
+    less than that many seconds ago (by anyone allowed to see the VM) is reused — the VM list's thumbnails take at
+    most one per VM in that time, however many pages show it."""
     vm = vm_get(actor=actor, uuid=uuid)
+    key = f"kvmweb:screenshot:{vm.uuid}"
+    if max_age > 0:
+        cached = cache.get(key)
+        if cached is not None:
+            return bytes(cached)
     dom = vm_handle(vm)
     if not dom.state().is_active:
         raise ConflictError(f"{vm.name} is shut off: no screen to show.", code="not_running")
     if dom.document().vnc_display() is None:
         raise ConflictError(f"{vm.name} has no graphical display.", code="no_graphics")
-    return dom.screenshot_png()
+    png = dom.screenshot_png()
+    if max_age > 0:
+        cache.set(key, png, max_age)
+    return png
 
 
 def console_ws_base(request: HttpRequest) -> str:

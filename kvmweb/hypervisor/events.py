@@ -1,4 +1,4 @@
-"""Domain lifecycle events of one host (``virConnectDomainEventRegisterAny``), with reconnection.
+"""Domain lifecycle and device events of one host (``virConnectDomainEventRegisterAny``), with reconnection.
 
     listener = DomainEventListener("qemu:///system", on_event=print)
     listener.run(stop)          # blocks until ``stop`` (a threading.Event) is set; reconnects when the host goes away
@@ -48,7 +48,8 @@ class DomainEvent:
     uri: str
     uuid: str
     name: str
-    event: str  # defined, undefined, started, suspended, resumed, stopped, shutdown, pmsuspended, crashed
+    event: str  # defined, undefined, started, suspended, resumed, stopped, shutdown, pmsuspended, crashed,
+    #             device-added, device-removed (a device of a running domain hot-plugged or unplugged)
     detail: int
     state: DomainState | None  # None for undefined; else the state right after the event
 
@@ -69,14 +70,21 @@ class DomainEventListener:
         self.connected = threading.Event()
         self._queue: queue.Queue[DomainEvent | None] = queue.Queue()
         self._conn: libvirt.virConnect | None = None
-        self._callback_id: int | None = None
+        self._callback_ids: list[int] = []
 
     # -- in the libvirt event-loop thread ---------------------------------------------------------------
     def _lifecycle(self, _conn: libvirt.virConnect, dom: libvirt.virDomain, event: int, detail: int,
                    _opaque: object) -> None:
-        kind = _EVENTS.get(event, "unknown")
+        self._put(dom, _EVENTS.get(event, "unknown"), detail)
+
+    def _device(self, kind: str) -> Callable[..., None]:
+        def callback(_conn: libvirt.virConnect, dom: libvirt.virDomain, _alias: str, _opaque: object) -> None:
+            self._put(dom, kind, 0)
+        return callback
+
+    def _put(self, dom: libvirt.virDomain, kind: str, detail: int) -> None:
         state = _STATE_AFTER.get(kind)
-        if state is None and kind not in ("undefined",):
+        if state is None and kind != "undefined":
             try:
                 state = DomainState.from_code(dom.state()[0])
             except libvirt.libvirtError:
@@ -100,8 +108,13 @@ class DomainEventListener:
             conn.registerCloseCallback(self._closed, None)
         except libvirt.libvirtError:
             pass
-        self._callback_id = conn.domainEventRegisterAny(
-            None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._lifecycle, None)
+        self._callback_ids = [
+            conn.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._lifecycle, None),
+            conn.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_DEVICE_ADDED,
+                                        self._device("device-added"), None),
+            conn.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED,
+                                        self._device("device-removed"), None),
+        ]
         self._conn = conn
         self.connected.set()
         self.on_status("connected")
@@ -112,16 +125,17 @@ class DomainEventListener:
         self.connected.clear()
         if conn is None:
             return
-        for step in (
-            lambda: conn.domainEventDeregisterAny(self._callback_id) if self._callback_id is not None else None,
+        steps: list[Callable[[], object]] = [
+            *[lambda cid=cid: conn.domainEventDeregisterAny(cid) for cid in self._callback_ids],
             conn.unregisterCloseCallback,
             conn.close,
-        ):
+        ]
+        for step in steps:
             try:
                 step()
             except libvirt.libvirtError:
                 pass
-        self._callback_id = None
+        self._callback_ids = []
 
     def _alive(self) -> bool:
         try:

@@ -56,3 +56,12 @@ def jobs_for_target(*, actor: Actor, target_type: str, target: str, limit: int =
 
 def job_kinds() -> list[str]:
     return sorted(set(Job.objects.values_list("kind", flat=True).distinct()))
+
+
+def jobs_unfinished_by_target(*, actor: Actor, target_type: str, targets: list[str]) -> dict[str, Job]:
+    """The newest unfinished job ``actor`` may see for each of ``targets`` (one query): what each is doing now."""
+    found: dict[str, Job] = {}
+    jobs = job_queryset(actor).filter(target_type=target_type, target__in=targets, state__in=Job.UNFINISHED)
+    for job in jobs.order_by("pk"):
+        found[job.target] = job
+    return found

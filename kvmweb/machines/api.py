@@ -10,13 +10,17 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from kvmweb.core.errors import ValidationError
+from kvmweb.jobs.serializers import JobSerializer
 
-from . import services
+from . import services, shutdown
 from .selectors import vm_detail, vm_get, vm_list
 from .serializers import (
     ActionResultSerializer,
     AutostartSerializer,
+    BulkResultSerializer,
+    BulkSerializer,
     DeleteResultSerializer,
+    ShutdownSerializer,
     VmDetailSerializer,
     VmSummarySerializer,
 )
@@ -80,9 +84,21 @@ def _action(fn: Callable[..., services.VmActionResult], summary: str) -> type[AP
 
 
 VmStartApi = _action(services.vm_start, "Start (virsh start)")
-VmShutdownApi = _action(services.vm_shutdown, "Graceful shutdown (virsh shutdown)")
 VmRebootApi = _action(services.vm_reboot, "Reboot (virsh reboot)")
 VmForceOffApi = _action(services.vm_force_off, "Force off (virsh destroy)")
+
+
+class VmShutdownApi(APIView):
+    @extend_schema(request=ShutdownSerializer, responses={200: ActionResultSerializer, 202: JobSerializer},
+                   summary="Graceful shutdown (virsh shutdown); with force_after: forced off after N s (a job)")
+    def post(self, request: Request, uuid: str) -> Response:
+        vm = vm_get(actor=request.user, uuid=uuid)
+        force_after = request.data.get("force_after") if hasattr(request.data, "get") else None
+        if force_after is None:
+            result = services.vm_shutdown(actor=request.user, vm=vm)
+            return Response({"detail": result.message, "state": result.state.slug})
+        queued = shutdown.vm_shutdown_deadline(actor=request.user, vm=vm, force_after=force_after)
+        return Response({**JobSerializer(queued.job).data, "detail": queued.message}, status=202)
 
 
 class VmAutostartApi(APIView):
@@ -94,3 +110,16 @@ class VmAutostartApi(APIView):
         vm = vm_get(actor=request.user, uuid=uuid)
         result = services.vm_set_autostart(actor=request.user, vm=vm, enabled=body.validated_data["enabled"])
         return Response({"detail": result.message, "state": result.state.slug})
+
+
+class VmBulkApi(APIView):
+    @extend_schema(request=BulkSerializer, responses=BulkResultSerializer,
+                   summary="One action on several VMs (start, shutdown, reboot, force-off): a result per VM")
+    def post(self, request: Request) -> Response:
+        body = BulkSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        result = services.vm_bulk(actor=request.user, action=body.validated_data["action"],
+                                  uuids=[str(u) for u in body.validated_data["uuids"]])
+        return Response({"detail": result.message, "action": result.action,
+                         "results": [{"uuid": i.uuid, "name": i.name, "ok": i.ok, "detail": i.message}
+                                     for i in result.items]})

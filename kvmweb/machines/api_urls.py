@@ -3,6 +3,7 @@ from django.urls import path
 from . import api
 
 urlpatterns = [
+    path("vms/bulk/", api.VmBulkApi.as_view(), name="vm-bulk"),
     path("vms/<uuid:uuid>/", api.VmDetailApi.as_view(), name="vm-detail"),
     path("vms/<uuid:uuid>/start/", api.VmStartApi.as_view(), name="vm-start"),
     path("vms/<uuid:uuid>/shutdown/", api.VmShutdownApi.as_view(), name="vm-shutdown"),

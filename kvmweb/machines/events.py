@@ -9,25 +9,15 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
 
 from kvmweb import hypervisor as hv
 from kvmweb.events.publish import publish
 from kvmweb.hosts.models import Host
 
 from .selectors import host_drift, vm_owner_ids
-from .services import vm_record_forget, vm_record_seen, vm_records_sync
+from .services import vm_record_forget, vm_record_seen, vm_records_sync, vm_state_event
 
 log = logging.getLogger(__name__)
-
-
-def vm_state_event(event: hv.DomainEvent, host: Host | None = None) -> dict[str, Any]:
-    return {
-        "kind": "vm", "uuid": event.uuid, "name": event.name, "event": event.event,
-        "state": event.state.slug if event.state else "undefined",
-        "label": event.state.label if event.state else "deleted",
-        "host": host.name if host else event.uri,
-    }
 
 
 def vm_event_publish(event: hv.DomainEvent, host: Host | None = None) -> None:

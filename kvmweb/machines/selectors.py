@@ -16,7 +16,9 @@ from kvmweb import hypervisor as hv
 from kvmweb.access.permissions import Actor, VmAction, actor_id, is_staff, require_vm, vm_may_see_unowned
 from kvmweb.accounts.selectors import Usage, usage_provider
 from kvmweb.core.errors import NotFoundError
+from kvmweb.audit.models import AuditEntry
 from kvmweb.hosts.models import Host
+from kvmweb.jobs.models import Job
 from kvmweb.hosts.selectors import host_queryset
 from kvmweb.hosts.services import host_connection
 
@@ -248,3 +250,20 @@ def vm_usage(user: Actor, usage: Usage) -> None:
                 usage.memory_mib += (summary.max_memory_kib or 0) // 1024
         except hv.HypervisorError:
             usage.unavailable.append(host.name)
+
+
+@dataclass(frozen=True)
+class VmActivity:
+    """What happened to a VM lately: its jobs and its audit entries (who did what, and how it ended)."""
+
+    jobs: list[Job]
+    entries: list[AuditEntry]
+
+
+def vm_activity(*, actor: Actor, vm: VirtualMachine, limit: int = 10) -> VmActivity:
+    require_vm(actor, vm, VmAction.VIEW)
+    uuid = str(vm.uuid)
+    jobs = list(Job.objects.filter(target_type="vm", target=uuid).select_related("actor")[:limit])
+    entries = list(AuditEntry.objects.filter(target_type="vm", target__endswith=uuid).select_related("actor")
+                   .order_by("-pk")[:limit])
+    return VmActivity(jobs=jobs, entries=entries)

@@ -96,3 +96,29 @@ class DeleteResultSerializer(serializers.Serializer):
 class ActionResultSerializer(serializers.Serializer):
     detail = serializers.CharField()
     state = serializers.CharField()
+
+
+class BulkSerializer(serializers.Serializer):
+    action = serializers.ChoiceField(choices=["start", "shutdown", "reboot", "force-off"])
+    uuids = serializers.ListField(child=serializers.UUIDField(), min_length=1, max_length=200)
+
+
+class BulkItemSerializer(serializers.Serializer):
+    uuid = serializers.CharField()
+    name = serializers.CharField()
+    ok = serializers.BooleanField()
+    detail = serializers.CharField()
+
+
+class BulkResultSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    action = serializers.CharField()
+    results = BulkItemSerializer(many=True)
+
+
+class ShutdownSerializer(serializers.Serializer):
+    """The body of ``POST /api/v1/vms/{uuid}/shutdown/``: none for the plain ACPI request."""
+
+    force_after = serializers.IntegerField(
+        required=False, allow_null=True, min_value=1, max_value=3600,
+        help_text="force the VM off if it is still running after this many seconds (a vm.shutdown job; 202)")

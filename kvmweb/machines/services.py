@@ -6,23 +6,25 @@ a message and the API as ``detail``, so both say the same thing.
 from __future__ import annotations
 
 import uuid as uuid_mod
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
 
 from kvmweb import hypervisor as hv
 from kvmweb.access.permissions import Actor, VmAction, may_create_for, require_login, require_vm
 from kvmweb.audit.services import audited
-from kvmweb.core.errors import ConflictError, NotFoundError, PermissionDeniedError
+from kvmweb.events.publish import publish
+from kvmweb.core.errors import ConflictError, NotFoundError, PermissionDeniedError, ServiceError, ValidationError
 from kvmweb.hosts.models import Host
 from kvmweb.hosts.services import host_connection
 from kvmweb.jobs.registry import undo_step
 
-from .models import VirtualMachine
 from .handles import vm_handle
-from .selectors import RecordsDrift
+from .models import VirtualMachine
+from .selectors import RecordsDrift, vm_get
 
 
 def vm_domain(vm: VirtualMachine) -> hv.Domain:
@@ -91,6 +93,60 @@ def vm_set_autostart(*, actor: Actor, vm: VirtualMachine, enabled: bool) -> VmAc
     return VmActionResult(message=f"Autostart is {'on' if enabled else 'off'} for {vm.name}.", state=dom.state())
 
 
+BULK_ACTIONS: dict[str, Callable[..., VmActionResult]] = {
+    "start": vm_start, "shutdown": vm_shutdown, "reboot": vm_reboot, "force-off": vm_force_off,
+}
+BULK_LIMIT = 200  # VMs in one bulk request
+
+
+@dataclass(frozen=True)
+class BulkItem:
+    uuid: str
+    name: str
+    ok: bool
+    message: str
+
+
+@dataclass(frozen=True)
+class BulkResult:
+    action: str
+    items: tuple[BulkItem, ...]
+
+    @property
+    def message(self) -> str:
+        done = sum(i.ok for i in self.items)
+        return f"{self.action}: {done} of {len(self.items)} VMs done" + ("." if done == len(self.items) else
+                                                                         ", the others refused (see below).")
+
+
+def vm_bulk(*, actor: Actor, action: str, uuids: Iterable[str]) -> BulkResult:
+    """One action on several VMs: each is its own service call (its own permission check and audit row), and each
+    gets its own result; one refusal does not stop the others. VMs ``actor`` may not see read "no such VM"."""
+    require_login(actor)
+    if action not in BULK_ACTIONS:
+        raise ValidationError(f"Unknown action {action!r}: use one of {', '.join(BULK_ACTIONS)}.",
+                              fields={"action": [", ".join(BULK_ACTIONS)]})
+    wanted = list(dict.fromkeys(str(u) for u in uuids))
+    if not wanted:
+        raise ValidationError("Choose at least one VM.", fields={"uuids": ["none chosen"]})
+    if len(wanted) > BULK_LIMIT:
+        raise ValidationError(f"At most {BULK_LIMIT} VMs at once.", fields={"uuids": [f"at most {BULK_LIMIT}"]})
+    items = []
+    for uuid in wanted:
+        try:
+            vm = vm_get(actor=actor, uuid=uuid)
+        except NotFoundError as exc:
+            items.append(BulkItem(uuid, "", False, exc.detail))
+            continue
+        try:
+            result = BULK_ACTIONS[action](actor=actor, vm=vm)
+        except (ServiceError, hv.HypervisorError) as exc:
+            items.append(BulkItem(uuid, vm.name, False, exc.detail))
+        else:
+            items.append(BulkItem(uuid, vm.name, True, result.message))
+    return BulkResult(action=action, items=tuple(items))
+
+
 @dataclass
 class DeleteResult:
     name: str
@@ -106,6 +162,16 @@ class DeleteResult:
         if self.kept:
             text += " Kept: " + ", ".join(self.kept) + "."
         return text
+
+
+def vm_state_event(event: hv.DomainEvent, host: Host | None = None) -> dict[str, Any]:
+    """A VM's state change as the browsers receive it over ``/ws/events/``."""
+    return {
+        "kind": "vm", "uuid": event.uuid, "name": event.name, "event": event.event,
+        "state": event.state.slug if event.state else "undefined",
+        "label": event.state.label if event.state else "deleted",
+        "host": host.name if host else event.uri,
+    }
 
 
 def vm_delete(*, actor: Actor, vm: VirtualMachine, delete_volumes: bool = False) -> DeleteResult:
@@ -133,6 +199,10 @@ def vm_delete(*, actor: Actor, vm: VirtualMachine, delete_volumes: bool = False)
                     volumes.append(volume)
         dom.undefine()
         VirtualMachine.objects.filter(pk=vm.pk).delete()
+        # The event listener sends libvirt's "undefined" too, but may read the record after it is gone (then only
+        # staff would hear of it): the owner's other tabs learn it from here.
+        gone = vm_state_event(hv.DomainEvent(vm.host.uri, str(vm.uuid), vm.name, "undefined", 0, None), vm.host)
+        transaction.on_commit(lambda: publish(gone, user_ids=[vm.owner_id]))
         for volume in volumes:
             try:
                 volume.delete()

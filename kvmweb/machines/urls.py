@@ -6,7 +6,10 @@ app_name = "machines"
 
 urlpatterns = [
     path("", views.vm_list_view, name="list"),
+    path("bulk/", views.vm_bulk_view, name="bulk"),
     path("<uuid:uuid>/", views.vm_detail_view, name="detail"),
+    *[path(f"<uuid:uuid>/part/{part}/", views.vm_part_view, {"part": part}, name=f"part-{part}")
+      for part in views.PARTS],
     path("<uuid:uuid>/delete/", views.vm_delete_view, name="delete"),
     *[
         path(f"<uuid:uuid>/{action}/", views.vm_action_view, {"action": action}, name=action)

@@ -10,17 +10,23 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from kvmweb.accounts.selectors import quota_summary
 from kvmweb.core.errors import ServiceError
 from kvmweb.core.views import run_service
 from kvmweb.hosts.selectors import host_queryset
+from kvmweb.jobs.selectors import jobs_unfinished_by_target
 from kvmweb.hypervisor import DomainState
 
 from . import services
 from .forms import DeleteForm, parse_filters
-from .selectors import VmList, vm_detail, vm_get, vm_list
+from .selectors import VmList, vm_activity, vm_detail, vm_get, vm_list
+from .shutdown import vm_shutdown_deadline
+
+# The list's bulk actions, in the order the toolbar shows them (each is a service of services.BULK_ACTIONS).
+BULK_LABELS = [("start", "Start"), ("shutdown", "Shut down"), ("reboot", "Reboot"), ("force-off", "Force off")]
 
 def vm_list_page(*, actor: object, filters: dict[str, object], page: str | None, size: int) -> tuple[VmList, object]:
     """One page of the list (the last one when ``page`` is past the end) and its paginator page."""
@@ -45,9 +51,12 @@ def vm_list_view(request: HttpRequest) -> HttpResponse:
     services.vm_records_sync(result.drift)
     query = request.GET.copy()
     query.pop("page", None)
+    doing = jobs_unfinished_by_target(actor=request.user, target_type="vm", targets=[r.uuid for r in result.rows])
     context = {
-        "rows": result.rows, "pager": pager, "result": result, "filters": filters, "states": list(DomainState),
-        "hosts": host_queryset(), "query": query.urlencode(),
+        "rows": result.rows, "lines": [(row, doing.get(row.uuid)) for row in result.rows], "pager": pager,
+        "result": result, "filters": filters, "states": list(DomainState),
+        "hosts": host_queryset(), "query": query.urlencode(), "here": request.get_full_path(),
+        "thumbnail_seconds": settings.KVMWEB_THUMBNAIL_SECONDS, "bulk_actions": BULK_LABELS,
     }
     if request.headers.get("HX-Request"):
         return render(request, "machines/_table.html", context)
@@ -55,11 +64,29 @@ def vm_list_view(request: HttpRequest) -> HttpResponse:
     return render(request, "machines/list.html", context)
 
 
+def _page_context(request: HttpRequest, uuid: str) -> dict[str, object]:
+    detail = vm_detail(actor=request.user, uuid=uuid)
+    return {"d": detail, "info": detail.info, "vm": detail.record,
+            "activity": vm_activity(actor=request.user, vm=detail.record),
+            "shutdown_timeout": settings.KVMWEB_SHUTDOWN_TIMEOUT}
+
+
 @login_required
 @require_GET
 def vm_detail_view(request: HttpRequest, uuid: str) -> HttpResponse:
-    detail = vm_detail(actor=request.user, uuid=uuid)
-    return render(request, "machines/detail.html", {"d": detail, "info": detail.info, "vm": detail.record})
+    return render(request, "machines/detail.html", _page_context(request, uuid))
+
+
+# The VM page's parts, re-read by the page when the VM changes (static/events/events.js): each is rendered by the
+# same template the page includes, from the same reads.
+PARTS = {"header": "machines/_header.html", "overview": "machines/_overview.html", "activity": "machines/_activity.html",
+         "advanced": "machines/_advanced.html", "console": "console/_vm_section.html"}
+
+
+@login_required
+@require_GET
+def vm_part_view(request: HttpRequest, uuid: str, part: str) -> HttpResponse:
+    return render(request, PARTS[part], _page_context(request, uuid))
 
 
 _ACTIONS: dict[str, Callable[..., services.VmActionResult]] = {
@@ -73,12 +100,37 @@ _ACTIONS: dict[str, Callable[..., services.VmActionResult]] = {
 ACTION_NAMES = tuple(_ACTIONS)
 
 
+def _back(request: HttpRequest, default: str) -> HttpResponse:
+    """Where an action's form asked to go back to (a page of this site, e.g. the list with its filters), else
+    ``default``."""
+    target = request.POST.get("next", "")
+    if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=False):
+        return redirect(target)
+    return redirect(default)
+
+
 @login_required
 @require_POST
 def vm_action_view(request: HttpRequest, uuid: str, action: str) -> HttpResponse:
     vm = vm_get(actor=request.user, uuid=uuid)
-    run_service(request, lambda: _ACTIONS[action](actor=request.user, vm=vm))
-    return redirect("machines:detail", uuid=vm.uuid)
+    if action == "shutdown" and request.POST.get("deadline"):  # "then force off after N s": a job
+        run_service(request, lambda: vm_shutdown_deadline(actor=request.user, vm=vm,
+                                                          force_after=request.POST.get("force_after")))
+    else:
+        run_service(request, lambda: _ACTIONS[action](actor=request.user, vm=vm))
+    return _back(request, reverse("machines:detail", kwargs={"uuid": vm.uuid}))
+
+
+@login_required
+@require_POST
+def vm_bulk_view(request: HttpRequest) -> HttpResponse:
+    """One action on the VMs ticked in the list: a message per VM."""
+    result = run_service(request, lambda: services.vm_bulk(
+        actor=request.user, action=request.POST.get("action", ""), uuids=request.POST.getlist("uuid")))
+    if result is not None:
+        for item in result.items:
+            (messages.success if item.ok else messages.error)(request, f"{item.name or item.uuid}: {item.message}")
+    return _back(request, reverse("machines:list"))
 
 
 @login_required

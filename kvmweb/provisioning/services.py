@@ -12,6 +12,7 @@ import uuid as uuid_mod
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 
 from kvmweb import hypervisor as hv
@@ -23,7 +24,7 @@ from kvmweb.hosts.selectors import host_queryset
 from kvmweb.hosts.services import host_connection
 from kvmweb.jobs.models import Job
 from kvmweb.jobs.runner import JobContext, undo_record
-from kvmweb.jobs.services import job_create
+from kvmweb.jobs.services import job_create, job_queue_check
 from kvmweb.machines.models import VirtualMachine
 from kvmweb.machines.services import vm_define
 from kvmweb.media.selectors import iso_queryset
@@ -31,6 +32,7 @@ from kvmweb.networks.selectors import attachable_networks
 from kvmweb.storage.handles import pool_handle
 from kvmweb.storage.services import volume_owner_record
 
+from .devices import Platform, default_devices, platform_for
 from .osinfo import GENERIC, OsVariant, os_variant
 
 MiB = hv.MiB
@@ -62,13 +64,18 @@ class CreateRequest:
     network: str | None
     start: bool
     autostart: bool
+    machine: str | None = None  # None: libvirt's default (i440fx); "q35" where virt-install would pick it
+    video: str = "vga"
 
 
 def build_document(req: CreateRequest, *, uuid: str, domain_type: str, owner: str = "") -> hv.DomainDocument:
-    """The domain virt-install would define for ``req`` (devices chosen by the OS variant; VNC without a port)."""
+    """The domain virt-install would define for ``req``: the machine type and devices its OS variant gets (see
+    ``devices.py``: serial console, USB tablet, guest agent channel, virtio-rng, memballoon...); VNC without a
+    port."""
     doc = hv.DomainDocument.new(
         name=req.name, uuid=uuid, domain_type=domain_type, memory_kib=req.memory_mib * 1024, vcpus=req.vcpus,
-        boot=(), description=f"Created by kvmweb{' for ' + owner if owner else ''}; OS variant {req.variant.short_id}.",
+        boot=(), machine=req.machine,
+        description=f"Created by kvmweb{' for ' + owner if owner else ''}; OS variant {req.variant.short_id}.",
     )
     taken: list[str] = []
     if req.disk:
@@ -82,8 +89,9 @@ def build_document(req: CreateRequest, *, uuid: str, domain_type: str, owner: st
                                    source=req.iso_path, format="raw", shared_media=True, boot_order=1))
     if req.network:
         doc.add_device(hv.Interface.new(network=req.network, model=req.variant.nic_model))
-    doc.add_device(hv.Graphics.vnc(listen="none"))
-    doc.add_device(hv.Video.new())
+    platform = Platform(domain_type=domain_type, machine=req.machine, video=req.video)
+    for device in default_devices(req.variant, platform, display=hv.Graphics.vnc(listen="none")):
+        doc.add_device(device)
     return doc
 
 
@@ -207,7 +215,7 @@ def vm_create_validate(
         if size is not None and not MiB <= size <= MAX_DISK_BYTES:
             errors.add("disk_size", "between 1 MiB and 64 TiB")
             size = None
-        pool_name = str(disk_pool or "").strip()
+        pool_name = str(disk_pool or "").strip() or _default_pool(actor, host_obj)
         if not pool_name:
             errors.add("disk_pool", "choose the storage pool for the new disk")
         elif size is not None and fmt in DISK_FORMATS and "name" not in errors.fields:
@@ -216,9 +224,20 @@ def vm_create_validate(
     assert cpu_count is not None
     check_quota(actor, vms=1, vcpus=cpu_count, memory_mib=memory_mib, disk_bytes=disk.size if disk else 0,
                 fields={"disk": "disk_size"})
+    platform = platform_for(variant, domain_type=host_obj.effective_domain_type, facts=facts, conn=conn)
     return CreateRequest(host=host_obj, name=vm_name, vcpus=cpu_count, memory_mib=memory_mib, iso_path=iso_path,
                          disk=disk, variant=variant, network=net_name, start=_flag(start),
-                         autostart=_flag(autostart))
+                         autostart=_flag(autostart), machine=platform.machine, video=platform.video)
+
+
+def _default_pool(actor: Actor, host: Host) -> str:
+    """``KVMWEB_DEFAULT_POOL`` when it exists on ``host`` and is open to ``actor`` (no pool named: the disk goes
+    there, as virt-install puts it in its default pool), else ''."""
+    try:
+        pool_handle(actor=actor, host=host, name=settings.KVMWEB_DEFAULT_POOL)
+    except (NotFoundError, hv.HypervisorError):
+        return ""
+    return str(settings.KVMWEB_DEFAULT_POOL)
 
 
 def _disk_in_pool(actor: Actor, host: Host, pool_name: str, vol_name: str, size: int, fmt: str,
@@ -261,6 +280,7 @@ class CreateResult:
 def vm_create(*, actor: Actor, **fields: Any) -> CreateResult:
     """Validate, define the domain (shut off) and queue the ``vm.create`` job that makes its disk and starts it."""
     req = vm_create_validate(actor=actor, **fields)
+    job_queue_check()  # a job that cannot be queued: refused before the domain is defined (503)
     host = req.host
     doc = build_document(req, uuid=str(uuid_mod.uuid4()), domain_type=host.effective_domain_type,
                          owner=actor.get_username())

@@ -21,7 +21,9 @@ def vm_create_view(request: HttpRequest) -> HttpResponse:
     host = hosts.filter(pk=host_id).first() if str(host_id).isdigit() else hosts.first()
     form = CreateVmForm(request.POST or None, actor=request.user, host=host)
     if request.method == "POST" and form.is_valid():
-        result = run_service(request, lambda: vm_create(actor=request.user, **form.service_fields()), form=form)
+        # No message: the VM page's Overview shows the create job itself, live, for as long as it runs.
+        result = run_service(request, lambda: vm_create(actor=request.user, **form.service_fields()), form=form,
+                             success="")
         if result is not None:
             return redirect("machines:detail", uuid=result.vm.uuid)
     return render(request, "provisioning/create.html", {"form": form, "host": host})

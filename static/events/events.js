@@ -1,10 +1,11 @@
-// Live events from /ws/events/: VM state badges (#vm-state, tr[data-uuid] on the VM list) and jobs
-// ([data-job-id]: progress bar, state, log lines). Reconnects with a growing delay. No framework needed.
+// Live events from /ws/events/: the VM page (its header and parts re-rendered by the server), the VM list
+// (rows, bulk bar, thumbnails) and jobs ([data-job-id]: progress bar, state, log lines). Reconnects with a growing
+// delay. No framework needed: what a page shows is always server-rendered HTML.
 (function () {
   "use strict";
   const LABELS = {
     nostate: "no state", running: "running", blocked: "idle", paused: "paused", shutdown: "in shutdown",
-    shutoff: "shut off", crashed: "crashed", pmsuspended: "pmsuspended",
+    shutoff: "shut off", crashed: "crashed", pmsuspended: "pmsuspended", undefined: "deleted",
   };
   let delay = 500;
 
@@ -15,25 +16,129 @@
     el.dataset.state = slug;
   }
 
+  // The VM page (#vm-page): its header and the parts marked data-vm-live are re-rendered by the server when
+  // this VM changes — "state" parts on a state change, "any" parts on any event (a device added, a redefinition).
+  function vmPage(uuid) {
+    const page = document.getElementById("vm-page");
+    return page && page.dataset.vmUuid === uuid ? page : null;
+  }
+
+  // A part the user is working in (focus inside, or a field changed and not sent) is not swapped under their
+  // hands: it is marked stale and re-read when the focus leaves it.
+  function busy(part) {
+    if (part.contains(document.activeElement) && document.activeElement !== document.body) return true;
+    if (part.querySelector("#console-inline:not([hidden])")) return true;  // an open console keeps its socket
+    return [...part.querySelectorAll("input, textarea, select")].some((el) => {
+      if (el.type === "hidden") return false;
+      if (el.type === "checkbox" || el.type === "radio") return el.checked !== el.defaultChecked;
+      if (el.tagName === "SELECT") {
+        // a single select with no option marked selected starts on its first option
+        const opts = [...el.options];
+        const initial = opts.findIndex((o) => o.defaultSelected);
+        if (!el.multiple) return el.selectedIndex !== (initial === -1 ? 0 : opts.findLastIndex((o) => o.defaultSelected));
+        return opts.some((o) => o.selected !== o.defaultSelected);
+      }
+      return el.value !== el.defaultValue;
+    });
+  }
+
+  // Parts are re-read one request at a time each; an answer older than the part's latest request is dropped.
+  const partTimers = new WeakMap();
+  const partSeq = new WeakMap();
+  function refreshPart(part, force, swap) {
+    if (!part) return;
+    clearTimeout(partTimers.get(part));
+    partTimers.set(part, setTimeout(async () => {
+      const page = document.getElementById("vm-page");
+      if (!page || page.dataset.deleted) return;
+      if (!force && busy(part)) { part.dataset.stale = "1"; return; }
+      const seq = (partSeq.get(part) || 0) + 1;
+      partSeq.set(part, seq);
+      const html = await fetch(part.dataset.partUrl, {
+        credentials: "same-origin", headers: { "HX-Request": "true" },
+      }).then((r) => (r.ok ? r.text() : null)).catch(() => null);
+      if (html === null || partSeq.get(part) !== seq || page.dataset.deleted || (!force && busy(part))) return;
+      delete part.dataset.stale;
+      (swap || swapInner)(part, html);
+    }, 120));
+  }
+  function swapInner(part, html) {
+    // what the reader opened stays open (the XML, a log)
+    const open = [...part.querySelectorAll("details")].map((el) => el.open);
+    part.innerHTML = html;
+    part.querySelectorAll("details").forEach((el, i) => { if (open[i]) el.open = true; });
+    if (window.htmx) window.htmx.process(part);
+  }
+  document.addEventListener("focusout", (ev) => {
+    const part = ev.target.closest && ev.target.closest("[data-vm-live][data-stale]");
+    if (part) setTimeout(() => { if (!part.contains(document.activeElement)) refreshPart(part); }, 0);
+  });
+
+  // The header: the badge, the facts and the actions change in one step from one server read, so the buttons
+  // never disagree with the badge. The badge element stays (it is the aria-live region): only its text changes.
+  function swapHeader(box, html) {
+    const fresh = document.createElement("template");
+    fresh.innerHTML = html;
+    const head = fresh.content.getElementById("vm-head");
+    const mine = box.querySelector("#vm-head");
+    if (!head || !mine) return;
+    const badge = head.querySelector("#vm-state");
+    setBadge(mine.querySelector("#vm-state"), badge.dataset.state, badge.textContent);
+    mine.dataset.state = head.dataset.state;
+    for (const id of ["vm-facts", "vm-actions"]) {
+      const el = mine.querySelector("#" + id);
+      if (el) el.replaceWith(head.querySelector("#" + id));
+    }
+    if (window.htmx) window.htmx.process(mine);
+  }
+  function refreshHeader(page) {
+    refreshPart(page.querySelector("#vm-head-box"), true, swapHeader);
+  }
+
+  function vmDeleted(page) {
+    if (page.dataset.deleted) return;
+    page.dataset.deleted = "1";
+    const banner = document.getElementById("vm-deleted");
+    if (banner) banner.hidden = false;
+    page.querySelectorAll("button, input, select, textarea").forEach((el) => {
+      if (!banner || !banner.contains(el)) el.disabled = true;
+    });
+    page.querySelectorAll("a[href]").forEach((a) => {
+      if (banner && banner.contains(a)) return;
+      if (a.closest("nav[aria-label=breadcrumb]")) return;
+      a.setAttribute("aria-disabled", "true");
+      a.removeAttribute("href");
+    });
+  }
+
   function onVm(ev) {
-    const label = LABELS[ev.state] || ev.state;
-    const m = location.pathname.match(/^\/vms\/([0-9a-f-]{36})\//);
-    const badge = document.getElementById("vm-state");
-    if (badge && m && m[1] === ev.uuid) {
-      const changed = badge.dataset.state !== ev.state;
-      setBadge(badge, ev.state, label);
-      if (changed) refreshActions();
+    const gone = ev.event === "undefined" || ev.state === "undefined";
+    const label = gone ? "deleted" : (ev.label || LABELS[ev.state] || ev.state);
+    const slug = gone ? "undefined" : ev.state;
+    const page = vmPage(ev.uuid);
+    if (page) {
+      const head = document.getElementById("vm-head");
+      const changed = !head || head.dataset.state !== slug;
+      if (gone) {
+        setBadge(document.getElementById("vm-state"), slug, label);
+        vmDeleted(page);
+      } else {
+        if (changed) refreshHeader(page);
+        page.querySelectorAll("[data-vm-live]").forEach((part) => {
+          if (part.dataset.vmLive === "any" || changed) refreshPart(part);
+        });
+      }
     }
-    const rows = document.querySelectorAll("tr[data-uuid='" + ev.uuid + "'] .state");
-    rows.forEach((el) => setBadge(el, ev.state, label));
-    // A VM that appeared (defined) or went away (undefined), also behind the portal's back: re-read the list.
-    if (ev.event === "defined" || ev.event === "undefined" || (!rows.length && ev.state !== "undefined")) {
-      refreshList();
-    }
+    // The list: a VM that appeared or went away (also behind the portal's back), or a row whose state changed,
+    // re-reads the table — a row's badge, actions and thumbnail change together.
+    const rows = document.querySelectorAll("tr[data-uuid='" + ev.uuid + "']");
+    const rowChanged = [...rows].some((tr) => tr.dataset.state !== slug);
+    if (ev.event === "defined" || gone || rowChanged || !rows.length) refreshList();
     document.dispatchEvent(new CustomEvent("kvmweb:vm", { detail: ev }));
   }
 
-  // The VM list (#vm-table, with its filters and page in the URL) re-read as the partial htmx would fetch.
+  // The VM list (#vm-table, with its filters and page in the URL) re-read as the partial htmx would fetch. The
+  // boxes ticked for a bulk action stay ticked.
   let listing = null;
   function refreshList() {
     const table = document.getElementById("vm-table");
@@ -43,12 +148,65 @@
       const html = await fetch(location.pathname + location.search, {
         credentials: "same-origin", headers: { "HX-Request": "true" },
       }).then((r) => (r.ok ? r.text() : null)).catch(() => null);
-      if (html !== null) table.innerHTML = html;
+      if (html === null) return;
+      const ticked = new Set([...table.querySelectorAll("input[name=uuid]:checked")].map((el) => el.value));
+      table.innerHTML = html;
+      table.querySelectorAll("input[name=uuid]").forEach((el) => { el.checked = ticked.has(el.value); });
+      if (window.htmx) window.htmx.process(table);
+      bulkCount();
     }, 200);
   }
 
-  // Parts of a page that the server renders from the state (the VM page's Start/Force off buttons, a job page's
-  // started/finished times): re-read from the server and swapped in, no reload.
+  // The list's bulk bar: "tick all", the count, and the list's current address as where to come back to.
+  function bulkCount() {
+    const table = document.getElementById("vm-table");
+    const count = document.getElementById("bulk-count");
+    if (!table || !count) return;
+    const boxes = [...table.querySelectorAll("input[name=uuid]")];
+    const n = boxes.filter((el) => el.checked).length;
+    count.textContent = n ? n + " VM" + (n === 1 ? "" : "s") + " ticked:" : "Tick VMs to act on several at once.";
+    table.querySelectorAll("[data-bulk-action]").forEach((b) => { b.disabled = n === 0; });
+    const all = document.getElementById("bulk-all");
+    if (all) { all.checked = n > 0 && n === boxes.length; all.indeterminate = n > 0 && n < boxes.length; }
+  }
+  document.addEventListener("change", (ev) => {
+    const table = document.getElementById("vm-table");
+    if (!table || !table.contains(ev.target)) return;
+    if (ev.target.id === "bulk-all") {
+      table.querySelectorAll("input[name=uuid]").forEach((el) => { el.checked = ev.target.checked; });
+    }
+    bulkCount();
+  });
+  document.addEventListener("submit", (ev) => {
+    const next = ev.target.querySelector && ev.target.querySelector("input[name=next]");
+    if (next && document.getElementById("vm-table")) next.value = location.pathname + location.search;
+  }, true);
+  document.addEventListener("htmx:afterSwap", (ev) => { if (ev.target.id === "vm-table") bulkCount(); });
+
+  // Thumbnails of running VMs on the list: re-read every data-thumb-seconds, only those on screen and only
+  // while the tab is visible (the server answers from its cache inside that time: one screenshot per VM).
+  // A VM without a screen to show has its thumbnail removed.
+  document.addEventListener("error", (ev) => {
+    if (ev.target.matches && ev.target.matches("img[data-thumb]")) ev.target.remove();
+  }, true);
+  function thumbs() {
+    const table = document.getElementById("vm-table");
+    if (!table) return;
+    const seconds = Number(table.dataset.thumbSeconds) || 30;
+    setInterval(() => {
+      if (document.hidden) return;
+      table.querySelectorAll("img[data-thumb]").forEach((img) => {
+        const r = img.getBoundingClientRect();
+        if (r.bottom < 0 || r.top > innerHeight || !img.complete) return;
+        const url = new URL(img.src, location.href);
+        url.searchParams.set("thumb", String(Math.floor(Date.now() / 1000 / seconds)));
+        img.src = url.pathname + url.search;
+      });
+    }, seconds * 1000);
+  }
+
+  // Parts of a page that the server renders from the state (a job page's started/finished times): re-read from
+  // the server and swapped in, no reload.
   const refreshing = {};
   function refreshFromPage(selector) {
     clearTimeout(refreshing[selector]);
@@ -62,7 +220,6 @@
       if (fresh) mine.replaceWith(fresh);
     }, 150);
   }
-  const refreshActions = () => refreshFromPage(".vm-head .actions");
 
   // A job event. Without ``state`` (lines re-read after a newer event arrived) only progress and log lines apply:
   // both only grow, so an older read cannot undo anything.
@@ -96,6 +253,15 @@
         log.insertBefore(li, later || null);
       }
     });
+    if (ev.state) {
+      // A job about the VM of this page started or ended: its parts show the job (and what it changed).
+      const page = document.getElementById("vm-page");
+      if (page && ev.target_type === "vm" && page.dataset.vmUuid === ev.target) {
+        page.querySelectorAll("[data-vm-live]").forEach((part) => refreshPart(part));
+        if (ev.finished) refreshHeader(page);
+      }
+      if (ev.target_type === "vm" && document.getElementById("vm-table")) refreshList();
+    }
     if (ev.finished) {
       const cancel = document.getElementById("cancel-form");
       if (cancel && document.querySelector("[data-job-id='" + ev.id + "']")) cancel.hidden = true;
@@ -152,5 +318,7 @@
     };
   }
   window.kvmwebEvents = { onVm: onVm, onJob: onJob };
+  bulkCount();
+  thumbs();
   if (document.body.dataset.user) connect();
 })();

@@ -14,13 +14,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def api(owner) -> APIClient:  # type: ignore[no-untyped-def]
-    client = APIClient()
-    client.force_authenticate(owner)
-    return client
-
-
-@pytest.fixture
 def vm(owner, test_host):  # type: ignore[no-untyped-def]
     return services.vm_define(actor=owner, host=test_host, doc=spec_testdrv(vcpus=2, memory_kib=262144))
 

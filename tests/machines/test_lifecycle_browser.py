@@ -16,15 +16,15 @@ def test_login_list_start_force_off_delete(portal, page, real_vm, owner) -> None
     login(page, portal, "alice", "alice-pass-123")
     page.goto(f"{portal.url}/vms/")
     row = page.locator(f"tr[data-uuid='{vm.uuid}']")
-    assert row.locator("td").nth(1).inner_text() == "shut off"
+    assert row.locator(".state").inner_text() == "shut off"
     screenshot(page, "vm-list")
 
-    row.locator("a").click()
+    row.locator("td.col-name > a").click()
     page.click("#start")
     page.wait_for_selector("#vm-state:has-text('running')")
     assert virsh("domstate", vm.name).strip() == "running"
     page.goto(f"{portal.url}/vms/")
-    assert page.locator(f"tr[data-uuid='{vm.uuid}'] td").nth(1).inner_text() == "running"
+    assert page.locator(f"tr[data-uuid='{vm.uuid}'] .state").inner_text() == "running"
     screenshot(page, "vm-list-running")
 
     page.goto(f"{portal.url}/vms/{vm.uuid}/")

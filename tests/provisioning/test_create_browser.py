@@ -1,5 +1,6 @@
-"""A person in Chromium fills the New VM wizard, watches the job to the end and the VM running; then someone runs
-`virsh destroy` outside the portal and the page shows "shut off" without a reload."""
+"""A person in Chromium fills the New VM wizard, watches the job to the end and the VM running — every part of the VM
+page follows, with no reload and never buttons that disagree with the badge; then someone runs `virsh destroy`
+outside the portal and the page shows "shut off" without a reload."""
 from __future__ import annotations
 
 import subprocess
@@ -37,6 +38,27 @@ def event_listener(portal, qemu_host) -> Iterator[subprocess.Popen[bytes]]:  # t
         stop(proc)
 
 
+# Records, after every change of the page, the badge's text and which power buttons exist: the header is swapped in
+# one step, so a sample where they disagree is a defect the user would see.
+HEADER_SAMPLES = """
+window.__headerSamples = [];
+new MutationObserver(() => {
+  const badge = document.getElementById("vm-state");
+  if (!badge) return;
+  const sample = {badge: badge.textContent, start: !!document.getElementById("start"),
+                  shutdown: !!document.getElementById("shutdown")};
+  const last = window.__headerSamples[window.__headerSamples.length - 1];
+  if (!last || JSON.stringify(last) !== JSON.stringify(sample)) window.__headerSamples.push(sample);
+}).observe(document, {subtree: true, childList: true, characterData: true, attributes: true});
+"""
+
+
+def _header_disagreements(page) -> list[dict[str, object]]:  # type: ignore[no-untyped-def]
+    samples = page.evaluate("window.__headerSamples")
+    assert samples, "no samples were recorded"
+    return [s for s in samples if (s["badge"] == "running" and s["start"]) or (s["badge"] == "shut off" and s["shutdown"])]
+
+
 def test_wizard_progress_running_then_virsh_destroy_shows_live(
     portal, page, qemu_host, owner, memtest_iso, test_pool, open_test_pool, celery_worker_proc, event_listener, cleanup_domains,
 ) -> None:  # type: ignore[no-untyped-def]
@@ -60,21 +82,39 @@ def test_wizard_progress_running_then_virsh_destroy_shows_live(
         page.select_option("#id_disk_pool", test_pool["name"])
         assert page.is_checked("#id_start")
         screenshot(page, "create-wizard-filled")
+        page.add_init_script(HEADER_SAMPLES)
         page.click("#create-submit")
         page.wait_for_url(lambda url: "/vms/new/" not in url)
+        page.evaluate("window.__noReload = true")
         page.wait_for_selector("[data-job-id] [data-job-state]:has-text('succeeded')", timeout=90_000)
         assert page.locator("[data-job-id] progress").first.get_attribute("value") in ("100", None) or \
             page.evaluate("document.querySelector('[data-job-id] progress').value") == 100
         page.wait_for_selector("#vm-state:has-text('running')", timeout=30_000)
         assert virsh("domstate", name).strip() == "running"
         page.wait_for_selector("#force-off")  # the buttons follow the state without a reload
+        # Every part that depends on the state follows it (finding 1 of issue 11), on the same page.
+        page.wait_for_selector("#overview-state:has-text('running')")
+        page.wait_for_selector("#vm-advanced tr:has(th:text-is('State')) td:text-is('running')")
+        dom_id = virsh("domid", name).strip()
+        page.wait_for_selector(f"#vm-advanced tr:has(th:text-is('Id')) td:text-is('{dom_id}')")
+        assert page.locator("#vm-advanced tr:has(th:text-is('CPU time')) td").inner_text() != "-"
+        page.wait_for_selector("#console-open-inline")
+        assert page.locator("#console-off").count() == 0
+        disk = "#vm-disks tr:has(td:text-is('disk')) [data-capacity]"
+        page.wait_for_selector(disk)  # the new disk's size, read once the job made it
+        assert page.locator(disk).get_attribute("data-capacity") == str(1024 ** 3)
+        assert "being created" not in page.locator("main").inner_text()
+        assert page.locator("#vm-overview [data-job-id]").count() == 0  # the finished job left the Overview
+        assert page.evaluate("window.__noReload === true")
+        assert _header_disagreements(page) == []
         screenshot(page, "create-vm-running")
 
-        page.evaluate("window.__noReload = true")
         virsh("destroy", name)
         page.wait_for_selector("#vm-state:has-text('shut off')", timeout=10_000)
         assert page.evaluate("window.__noReload === true")  # the same page: no reload happened
         page.wait_for_selector("#start")  # the buttons followed the state: Start is offered again
+        page.wait_for_selector("#overview-state:has-text('shut off')")
+        assert _header_disagreements(page) == []
         screenshot(page, "create-vm-shut-off-live")
     finally:
         virsh("destroy", name, check=False)
