@@ -26,7 +26,10 @@ pytestmark = [pytest.mark.browser, pytest.mark.real]
 
 ALPHABET = "abcdefghijklmnopqrstuvwxyz"
 DEFAULT_DELAY = 50  # ms, KEY_DELAY.default in static/console/console.js
-
+# The test types slower than the default: on a loaded machine (the whole suite on two cores) the throttled guest's
+# stalls grow beyond the ~270 ms the default is measured against. What it proves is the same: keys go one at a
+# time, at the pace asked for (the old console sent them in one burst, whatever the pace).
+TEST_DELAY = 100
 
 def _serial(page) -> str:  # type: ignore[no-untyped-def]
     return str(page.evaluate("() => window.kvmTerminal.received"))
@@ -52,10 +55,12 @@ def _stall_vcpu(name: str, *, period_us: int, quota_us: int) -> None:
     assert f"vcpu_quota     : {quota_us}" in info, info
 
 
-def _paste(vnc, text: str) -> dict:  # type: ignore[no-untyped-def,type-arg]
-    """Paste ``text`` as keys in the console page ``vnc``; wait until it is typed; what the console reports."""
+def _paste(vnc, text: str, delay: int) -> dict:  # type: ignore[no-untyped-def,type-arg]
+    """Paste ``text`` as keys ``delay`` ms apart in the console page ``vnc``; wait until it is typed; what the
+    console reports."""
     vnc.click("[data-action=paste]")
     vnc.fill(".console-paste textarea", text)
+    vnc.fill(".console-paste input[name=delay]", str(delay))
     skipped = vnc.locator(".console-paste-skipped")
     shown = skipped.inner_text() if skipped.is_visible() else ""
     count = vnc.locator(".console-paste-count").inner_text()
@@ -94,18 +99,21 @@ def test_paste_as_keys_types_the_alphabet_line_into_grub(portal, console_proxy, 
         time.sleep(1)  # the serial output of the set-up has settled
         print("serial output of the set-up:", repr(_serial(page)))
 
+        vnc.click("[data-action=paste]")
+        assert vnc.input_value(".console-paste input[name=delay]") == str(DEFAULT_DELAY)
+        vnc.click(".console-paste button[value=cancel]")
         since = len(_serial(page))
-        job = _paste(vnc, f"echo {ALPHABET}\n")
+        job = _paste(vnc, f"echo {ALPHABET}\n", TEST_DELAY)
         print("alphabet line:", job)
         assert job["count"] == "32 keys to type." and job["skipped_shown"] == "", job
-        assert (job["typed"], job["total"], job["delay"], job["cancelled"]) == (32, 32, DEFAULT_DELAY, False), job
+        assert (job["typed"], job["total"], job["delay"], job["cancelled"]) == (32, 32, TEST_DELAY, False), job
         # GRUB echoes the whole line as it is typed, Enter runs it, and echo prints the whole alphabet.
         _wait_serial(page, rf"\Aecho {ALPHABET}[\r\n]+{ALPHABET}[\r\n]+grub> ", since)
         screenshot(vnc, "console-grub-paste-alphabet")
 
         # Characters a US keyboard cannot type are listed before anything is sent, skipped, and named again after.
         since = len(_serial(page))
-        job = _paste(vnc, "echo Skip€ped_Ä-keys:typed=OK/40@line,+.!\r\n")
+        job = _paste(vnc, "echo Skip€ped_Ä-keys:typed=OK/40@line,+.!\r\n", TEST_DELAY)
         print("line with untypable characters:", job)
         assert "€ (U+20AC)" in job["skipped_shown"] and "Ä (U+00C4)" in job["skipped_shown"], job
         assert job["total"] == 40 and job["typed"] == 40, job
