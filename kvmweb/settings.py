@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 import sys
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -67,7 +68,8 @@ SECRET_KEY = _secret_key()
 DEBUG = env_bool("KVMWEB_DEBUG", False)
 ALLOWED_HOSTS = env_list("KVMWEB_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("KVMWEB_CSRF_TRUSTED_ORIGINS", "")
-if env_bool("KVMWEB_BEHIND_TLS_PROXY", False):
+KVMWEB_BEHIND_TLS_PROXY = env_bool("KVMWEB_BEHIND_TLS_PROXY", False)
+if KVMWEB_BEHIND_TLS_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
@@ -81,8 +83,10 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
     "drf_spectacular",
+    "axes",  # failed-login lockout (settings KVMWEB_LOGIN_*)
+    "django_otp",  # the optional TOTP second factor (kvmweb.accounts.twofactor)
+    "django_otp.plugins.otp_totp",
     "channels",
     # The portal's apps, lowest layer first (each imports only from those above it; see docs/architecture.md).
     "kvmweb.core",
@@ -111,6 +115,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "kvmweb.core.middleware.HypervisorErrorMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: turns a locked-out login into the lockout page
 ]
 
 ROOT_URLCONF = "kvmweb.urls"
@@ -138,6 +143,9 @@ if TESTING and DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.environ['KVMWEB_TEST_RUN']}.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+if TESTING:  # Django's advice for test speed: the tests make thousands of users (production keeps PBKDF2)
+    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
@@ -145,6 +153,27 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "machines:list"
 LOGOUT_REDIRECT_URL = "login"
+# Login hardening (kvmweb.accounts): after KVMWEB_LOGIN_FAILURES failed logins for one (user name, client address)
+# that pair is locked out for KVMWEB_LOGIN_COOLOFF_MINUTES after the last failure (django-axes, counted in the
+# database). Only password logins count: API tokens never go through Django's authenticate().
+KVMWEB_LOGIN_FAILURES = int(os.environ.get("KVMWEB_LOGIN_FAILURES", "5"))
+KVMWEB_LOGIN_COOLOFF_MINUTES = int(os.environ.get("KVMWEB_LOGIN_COOLOFF_MINUTES", "15"))
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = KVMWEB_LOGIN_FAILURES
+AXES_COOLOFF_TIME = timedelta(minutes=KVMWEB_LOGIN_COOLOFF_MINUTES)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False  # the retry time the lockout page names does not move
+AXES_LOCKOUT_CALLABLE = "kvmweb.accounts.views.locked_out"
+AXES_CLIENT_IP_CALLABLE = "kvmweb.accounts.lockout.client_ip"
+AXES_DISABLE_ACCESS_LOG = True  # failures are kept (they are the lockout); successful logins are not logged
+AXES_VERBOSE = False
+# Two-factor (TOTP, django-otp): secrets stay out of the admin; authenticator apps show "kvmweb".
+OTP_TOTP_ISSUER = os.environ.get("KVMWEB_TOTP_ISSUER", "kvmweb")
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
+# A login lasts KVMWEB_SESSION_HOURS (then the person logs in again).
+KVMWEB_SESSION_HOURS = float(os.environ.get("KVMWEB_SESSION_HOURS", "12"))
+SESSION_COOKIE_AGE = max(60, int(KVMWEB_SESSION_HOURS * 3600))
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = os.environ.get("KVMWEB_TIME_ZONE", "UTC")
@@ -229,8 +258,9 @@ KVMWEB_CONSOLE_TOKEN_TTL = min(int(os.environ.get("KVMWEB_CONSOLE_TOKEN_TTL", "3
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        # first, so that a request without credentials is a 401 naming the scheme (WWW-Authenticate: Token)
+        "kvmweb.accounts.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -282,5 +312,5 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("KVMWEB_LOG_LEVEL", "INFO")},
-    "loggers": {"django.channels.server": {"level": "WARNING"}},
+    "loggers": {"django.channels.server": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
 }

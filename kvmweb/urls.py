@@ -5,6 +5,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView
 
+from kvmweb.accounts.views import LoginView, admin_login_view
 from kvmweb.core.api_views import ApiDocsView, ApiIndexApi
 from kvmweb.machines.api import VmListApi
 from kvmweb.provisioning.api import VmCreateApi
@@ -26,8 +27,9 @@ api_v1 = [
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="machines:list", permanent=False), name="home"),
     path("favicon.ico", RedirectView.as_view(url=static("favicon.svg"), permanent=True), name="favicon"),
-    path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("accounts/login/", LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/", include("kvmweb.accounts.urls")),
     path("vms/new/", include("kvmweb.provisioning.urls")),
     path("vms/", include("kvmweb.machines.urls")),
     path("hosts/", include("kvmweb.hosts.urls")),
@@ -36,6 +38,9 @@ urlpatterns = [
     path("networks/", include("kvmweb.networks.urls")),
     path("console/", include("kvmweb.console.urls")),
     path("media-library/", include("kvmweb.media.urls")),
+    path("activity/", include("kvmweb.machines.activity_urls")),
+    # one login for everyone (the lockout and the second factor apply to staff too)
+    path("admin/login/", admin_login_view, name="admin-login"),
     path("admin/", admin.site.urls),
     path("api/v1/", include((api_v1, "api"))),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

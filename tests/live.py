@@ -68,21 +68,28 @@ class Portal:
     log: Path
 
 
-@pytest.fixture(scope="session")
-def portal_server(django_db_setup, django_db_blocker) -> Iterator[Portal]:  # type: ignore[no-untyped-def]
-    """The web process (daphne serving ``kvmweb.asgi``, as in production) on 127.0.0.1 (a free port),
-    against the test database."""
+@contextlib.contextmanager
+def web_process(env: dict[str, str] | None = None) -> Iterator[Portal]:
+    """A web process (daphne serving ``kvmweb.asgi``, as in production) on 127.0.0.1 (a free port), against the
+    test database; stopped when the block ends."""
     port = free_port()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     log = ARTIFACTS / f"daphne-{port}.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "kvmweb.asgi:application"],
-            cwd=ROOT, env=server_env(), stdout=out, stderr=subprocess.STDOUT,
+            cwd=ROOT, env=env or server_env(), stdout=out, stderr=subprocess.STDOUT,
         )
     with stopped_at_end(proc):
         wait_port(port, proc)
         yield Portal(url=f"http://127.0.0.1:{port}", port=port, proc=proc, log=log)
+
+
+@pytest.fixture(scope="session")
+def portal_server(django_db_setup, django_db_blocker) -> Iterator[Portal]:  # type: ignore[no-untyped-def]
+    """The web process of the browser tests, for the whole session."""
+    with web_process() as portal:
+        yield portal
 
 
 @contextlib.contextmanager

@@ -9,6 +9,8 @@ sits below them and imports none of them):
   named in ``unavailable``.
 - Disk (the storage app): the capacity (virtual size) of the volumes the user owns — volumes they created,
   uploaded or cloned, and the disks of VMs they created. Volumes deleted outside the portal count 0.
+- Reserved (this app): what the user's unfinished jobs will make and nothing above counts yet — the ``quota`` entry
+  of a job's params (a clone's VM, vCPUs, memory and disks; a new VM's disk). One query.
 """
 from __future__ import annotations
 
@@ -18,9 +20,13 @@ from dataclasses import dataclass, field
 from django.conf import settings
 
 from kvmweb import hypervisor as hv
-from kvmweb.access.permissions import Actor, is_staff
+from kvmweb.access.permissions import Actor, actor_id, is_staff
 
-from .models import Quota
+from kvmweb.jobs.models import Job
+
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from .models import ApiToken, Quota, SshKey
 
 GiB = hv.GiB
 
@@ -88,6 +94,24 @@ def usage_provider(fn: UsageProvider) -> UsageProvider:
     return fn
 
 
+RESERVED = ("vms", "vcpus", "memory_mib", "disk_bytes")
+
+
+def quota_reservation(**needs: int) -> dict[str, int]:
+    """The ``quota`` entry of a job's params: what the job will make that no provider counts until it exists."""
+    return {key: int(needs[key]) for key in RESERVED if needs.get(key)}
+
+
+@usage_provider
+def reserved_usage(user: Actor, usage: Usage) -> None:
+    """What ``user``'s unfinished jobs have reserved (see :func:`quota_reservation`): one query."""
+    jobs = Job.objects.filter(actor_id=actor_id(user), state__in=Job.UNFINISHED, params__has_key="quota")
+    for params in jobs.values_list("params", flat=True):
+        for key, value in (params.get("quota") or {}).items():
+            if key in RESERVED:
+                setattr(usage, key, getattr(usage, key) + int(value))
+
+
 def quota_usage(user: Actor) -> Usage:
     """What ``user`` uses now, summed by the registered providers (their costs: see the module's docstring)."""
     usage = Usage()
@@ -127,3 +151,21 @@ def quota_summary(user: Actor, *, always: bool = False) -> QuotaSummary:
     """Limits and usage; unless ``always``, usage is read from libvirt only when something is limited."""
     limits = quota_limits(user)
     return QuotaSummary(limits=limits, usage=quota_usage(user) if always or not limits.unlimited else Usage())
+
+
+# ------------------------------------------------------------------------------------------------ the person's account
+def ssh_keys_of(user: Actor) -> list[SshKey]:
+    """``user``'s SSH public keys, by name (``key.public_key``: the ``type base64`` line; ``key.name``: what they
+    called it), for the profile, the API and the guests they create (cloud-init's ``ssh_authorized_keys``)."""
+    return list(SshKey.objects.filter(user_id=actor_id(user)))
+
+
+def tokens_of(user: Actor) -> list[ApiToken]:
+    """``user``'s API tokens that were not revoked (expired ones too: they are shown as expired), newest first."""
+    return list(ApiToken.objects.filter(user_id=actor_id(user), revoked__isnull=True))
+
+
+def totp_device_of(user: Actor, *, confirmed: bool = True) -> TOTPDevice | None:
+    """``user``'s authenticator (TOTP device): the confirmed one (two-factor login is on), or with
+    ``confirmed=False`` the one being set up."""
+    return TOTPDevice.objects.filter(user_id=getattr(user, "pk", None), confirmed=confirmed).first()

@@ -2,11 +2,15 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+
+from kvmweb.access.permissions import Actor
 
 from kvmweb.core.errors import ConflictError, error_reply
 from kvmweb.hosts.models import Host
@@ -78,6 +82,21 @@ def host_setup(*, actor: AbstractBaseUser, host: Host) -> list[SetupOutcome]:
 # ------------------------------------------------------------------------------------------------ quotas
 def _gib(n: float) -> str:
     return f"{n:.1f}".rstrip("0").rstrip(".") if n != int(n) else str(int(n))
+
+
+@contextmanager
+def quota_held(actor: Actor, *, fields: dict[str, str] | None = None, **needs: int) -> Iterator[None]:
+    """:func:`check_quota` for ``needs``, then the block that makes what was checked, both under the user's quota
+    lock: two requests of one user are checked one after the other, the second seeing what the first made (a
+    record, or a job's reservation: ``selectors.quota_reservation``). The lock is the transaction: a row lock on
+    the user (``select_for_update``) where the database has them (PostgreSQL); SQLite's transactions here take its
+    write lock when they begin (``transaction_mode`` IMMEDIATE), which serialises them all. Unlimited users (staff)
+    take no lock."""
+    with transaction.atomic():
+        if not quota_limits(actor).unlimited:
+            list(get_user_model().objects.select_for_update().filter(pk=actor.pk).values_list("pk"))
+            check_quota(actor, fields=fields, **needs)
+        yield
 
 
 def check_quota(actor: object, *, vms: int = 0, vcpus: int = 0, memory_mib: int = 0, disk_bytes: int = 0,

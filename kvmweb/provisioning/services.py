@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
 
 from kvmweb import hypervisor as hv
-from kvmweb.access.permissions import Actor, require_login
-from kvmweb.accounts.services import check_quota
+from kvmweb.access.permissions import Actor, VmAction, require_login
+from kvmweb.accounts.selectors import quota_reservation
+from kvmweb.accounts.services import check_quota, quota_held
 from kvmweb.core.errors import ConflictError, NotFoundError, ValidationError
 from kvmweb.hosts.models import Host
 from kvmweb.hosts.selectors import host_queryset
@@ -26,7 +26,7 @@ from kvmweb.jobs.models import Job
 from kvmweb.jobs.runner import JobContext, undo_record
 from kvmweb.jobs.services import job_create, job_queue_check
 from kvmweb.machines.models import VirtualMachine
-from kvmweb.machines.services import vm_define
+from kvmweb.machines.services import vm_define, vm_recheck
 from kvmweb.media.selectors import iso_queryset
 from kvmweb.networks.selectors import attachable_networks
 from kvmweb.storage.handles import pool_handle
@@ -284,11 +284,15 @@ def vm_create(*, actor: Actor, **fields: Any) -> CreateResult:
     host = req.host
     doc = build_document(req, uuid=str(uuid_mod.uuid4()), domain_type=host.effective_domain_type,
                          owner=actor.get_username())
+    disk_bytes = req.disk.size if req.disk else 0
     params: dict[str, Any] = {
         "host_id": host.pk, "uuid": doc.uuid, "name": req.name, "start": req.start, "autostart": req.autostart,
         "disk": vars(req.disk) if req.disk else None,
+        "quota": quota_reservation(disk_bytes=disk_bytes),  # the disk counts from here; the VM once defined
     }
-    with transaction.atomic():
+    # Checked again under the quota lock, with the definition: requests racing each other cannot both pass.
+    with quota_held(actor, vms=1, vcpus=req.vcpus, memory_mib=req.memory_mib, disk_bytes=disk_bytes,
+                    fields={"disk": "disk_size"}):
         vm = vm_define(actor=actor, host=host, doc=doc)
         try:
             job = job_create(
@@ -306,6 +310,8 @@ def vm_create(*, actor: Actor, **fields: Any) -> CreateResult:
 # -- the job (runs in the Celery worker) ----------------------------------------------------------------------
 def vm_create_run(ctx: JobContext) -> dict[str, Any]:
     p = ctx.params
+    # still allowed to set this VM up (its owner or staff; an account disabled since: the job fails and is undone)
+    vm_recheck(actor_id=ctx.job.actor_id, uuid=p["uuid"], action=VmAction.MANAGE, what="set up")
     host = Host.objects.get(pk=p["host_id"])
     conn = host_connection(host)
     ctx.progress(5, f"Creating {p['name']} on {host}.")

@@ -14,11 +14,12 @@ import uuid as uuid_mod
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import close_old_connections, connection, transaction
+from django.db import close_old_connections, connection
 
 from kvmweb import hypervisor as hv
 from kvmweb.access.permissions import Actor, VmAction, actor_id
-from kvmweb.accounts.services import check_quota
+from kvmweb.accounts.selectors import quota_reservation
+from kvmweb.accounts.services import check_quota, quota_held
 from kvmweb.core.errors import ConflictError, ValidationError
 from kvmweb.hosts.models import Host
 from kvmweb.hosts.services import host_connection
@@ -27,7 +28,7 @@ from kvmweb.jobs.registry import undo_step
 from kvmweb.jobs.runner import JobContext
 from kvmweb.jobs.services import job_create
 from kvmweb.machines.models import VirtualMachine
-from kvmweb.machines.services import vm_audited, vm_checked, vm_record_claim
+from kvmweb.machines.services import vm_audited, vm_checked, vm_recheck, vm_record_claim
 
 from .models import VolumeOwner
 from .services import check_space
@@ -116,20 +117,21 @@ def vm_clone(*, actor: Actor, vm: VirtualMachine, name: str = "", mode: str = "f
                                 "copy.", code="vm_running")
     plan = clone_plan(host=vm.host, dom=dom, name=name, mode=mode)
     source = dom.info()  # the clone counts in the quota like the source: its vCPUs, memory and disks' virtual size
-    check_quota(actor, vms=1, vcpus=source.vcpus, memory_mib=source.max_memory_kib // 1024,
-                disk_bytes=sum(d.capacity for d in plan))
+    vcpus, memory_mib, disk_bytes = source.vcpus, source.max_memory_kib // 1024, sum(d.capacity for d in plan)
+    check_quota(actor, vms=1, vcpus=vcpus, memory_mib=memory_mib, disk_bytes=disk_bytes)
     if mode == "full":
         conn = host_connection(vm.host)
         for pool_name in {d.pool for d in plan}:
             need = sum(d.allocation for d in plan if d.pool == pool_name)
             check_space(hv.pool_lookup(conn, pool_name), need, f"Copying the disks ({hv.human(need)})")
-    with vm_audited(actor, f"vm.clone_{mode}", vm) as notes, transaction.atomic():
+    # Checked again under the quota lock with the job that reserves what the clone will take until it exists.
+    with vm_audited(actor, f"vm.clone_{mode}", vm) as notes, quota_held(actor, vms=1, vcpus=vcpus, memory_mib=memory_mib, disk_bytes=disk_bytes):
         job = job_create(
             actor=actor, kind="storage.clone", title=f"Clone {vm.name} → {name} ({mode})",
             target_type="vm", target=str(vm.uuid), host=vm.host,
             params={"host_id": vm.host.pk, "source_uuid": str(vm.uuid), "name": name, "mode": mode,
                     "pause": bool(pause_source and state.is_active), "owner_id": actor_id(actor),
-                    "disks": [d.as_params() for d in plan]},
+                    "disks": [d.as_params() for d in plan], "quota": quota_reservation(vms=1, vcpus=vcpus, memory_mib=memory_mib, disk_bytes=disk_bytes)},
         )
         notes.append(f"{name}: job {job.pk}")
     return job
@@ -223,6 +225,7 @@ def clone_run(ctx: JobContext) -> dict[str, Any] | None:
     source. Each step records its undo first."""
     p = ctx.params
     host_id, mode, name = p["host_id"], p["mode"], p["name"]
+    vm_recheck(actor_id=ctx.job.actor_id, uuid=p["source_uuid"], action=VmAction.MANAGE, what="clone")
     conn = _conn(host_id)
     source = hv.domain_lookup(conn, p["source_uuid"])
     ctx.progress(1, f"Cloning {source.name} → {name} ({mode}).")

@@ -16,7 +16,7 @@ from django.db import transaction
 
 from kvmweb import hypervisor as hv
 from kvmweb.access.permissions import Actor, VmAction, actor_id, job_may_view, require_login, require_staff
-from kvmweb.accounts.services import check_quota, host_setup_step
+from kvmweb.accounts.services import host_setup_step, quota_held
 from kvmweb.audit.models import AuditEntry
 from kvmweb.audit.services import audited
 from kvmweb.core.errors import ConflictError, NotFoundError, ValidationError
@@ -269,8 +269,8 @@ def volume_create(*, actor: Actor, host: Host, pool: str, name: str, size: str, 
     if fmt not in hv.VOLUME_FORMATS:
         raise ValidationError(f"Unknown format {fmt!r}: use qcow2 or raw.", fields={"format": ["qcow2 or raw"]})
     capacity = hv.parse_size(size).amount
-    check_quota(actor, disk_bytes=capacity, fields={"disk": "size"})
-    with _audit_volume(actor, "volume.create", host, pool, name) as notes:
+    with _audit_volume(actor, "volume.create", host, pool, name) as notes, \
+            quota_held(actor, disk_bytes=capacity, fields={"disk": "size"}):
         _refuse_taken(handle, name)
         check_space(handle, capacity, f"A {human(capacity)} volume")
         volume = handle.create_volume(hv.VolumeSpec(name=name, capacity=capacity, format=fmt))
@@ -319,7 +319,6 @@ def _resize(actor: Actor, host: Host, pool: hv.Pool, volume: hv.Volume, row: Vol
         )
     if new == old:
         raise ValidationError(f"The disk is already {human(old)}.", fields={"size": ["no change"]})
-    check_quota(actor, disk_bytes=new - old, fields={"disk": "size"})
     check_space(pool, new - old, f"Growing by {human(new - old)}")
     running: list[tuple[hv.Domain, str]] = []
     conn = host_connection(host)
@@ -333,7 +332,8 @@ def _resize(actor: Actor, host: Host, pool: hv.Pool, volume: hv.Volume, row: Vol
     if len(running) > 1:
         raise ConflictError("More than one running VM uses this volume; it cannot be grown safely.",
                             code="volume_in_use")
-    with _audit_volume(actor, "volume.resize", host, pool.name, row.name) as notes:
+    with _audit_volume(actor, "volume.resize", host, pool.name, row.name) as notes, \
+            quota_held(actor, disk_bytes=new - old, fields={"disk": "size"}):
         if running:
             dom, target = running[0]
             dom.block_resize(target, new)
@@ -442,8 +442,8 @@ def volume_upload_begin(*, actor: Actor, host: Host, pool: str, name: str, size:
     valid_volume_name(name)
     if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
         raise ValidationError("Give the image's size in bytes (above zero).", fields={"size": ["above zero"]})
-    check_quota(actor, disk_bytes=size, fields={"disk": "size"})
-    with _audit_volume(actor, "volume.upload", host, pool, name) as notes:
+    with _audit_volume(actor, "volume.upload", host, pool, name) as notes, \
+            quota_held(actor, disk_bytes=size, fields={"disk": "size"}):
         _refuse_taken(handle, name)
         check_space(handle, size, f"An upload of {human(size)}")
         volume = handle.create_volume(hv.VolumeSpec(name=name, capacity=size, format="raw"))
@@ -832,7 +832,10 @@ def _undo_volume(params: dict[str, Any]) -> str | None:
     conn = host_connection(Host.objects.get(pk=params["host_id"]))
     try:
         pool = hv.pool_lookup(conn, params["pool"])
-        pool.refresh()
+        try:
+            pool.refresh()
+        except hv.OperationFailed:
+            pass  # libvirt refuses to refresh a pool while it copies into it: its list of volumes is current then
         volume = pool.volume(params["name"])
     except hv.NotFound:
         return "already gone"

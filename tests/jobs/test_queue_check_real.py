@@ -4,19 +4,17 @@ cloning a VM on qemu:///system answer 503 with the reason, and nothing is made â
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from rest_framework.authtoken.models import Token
 
+from kvmweb.accounts.tokens import token_create
 from kvmweb.jobs.models import Job
 from tests.conftest import memtest_spec, unique_name, virsh
-from tests.live import ARTIFACTS, ROOT, Portal, free_port, server_env, stopped_at_end, wait_port
+from tests.live import Portal, free_port, server_env, web_process
 from tests.media.conftest import memtest_iso  # noqa: F401
 
 pytestmark = [pytest.mark.real]
@@ -25,19 +23,11 @@ pytestmark = [pytest.mark.real]
 @pytest.fixture
 def portal_without_queue(django_db_setup) -> Iterator[tuple[Portal, int]]:  # type: ignore[no-untyped-def]
     """daphne on the test database, its Celery broker pointed at a dead local port."""
-    port, dead = free_port(), free_port()
+    dead = free_port()
     env = server_env()
     env["KVMWEB_CELERY_BROKER_URL"] = f"redis://127.0.0.1:{dead}/0"
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    log = ARTIFACTS / f"daphne-noqueue-{port}.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "kvmweb.asgi:application"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-        )
-    with stopped_at_end(proc):
-        wait_port(port, proc)
-        yield Portal(url=f"http://127.0.0.1:{port}", port=port, proc=proc, log=log), dead
+    with web_process(env) as portal:
+        yield portal, dead
 
 
 def _post(url: str, token: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
@@ -58,7 +48,7 @@ def test_create_and_clone_refused_with_503_nothing_made(
 
     portal, dead = portal_without_queue
     PoolAccess.objects.create(host=qemu_host, pool=test_pool["name"], everyone=True)
-    token = Token.objects.create(user=owner).key
+    token = token_create(actor=owner, name="queue check").secret
     expected = f"The job queue (Redis at 127.0.0.1:{dead}) does not answer: "
 
     name = unique_name("noq")

@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import pytest
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from kvmweb import hypervisor as hv
+from kvmweb.accounts.tokens import token_create
 from kvmweb.hosts.models import Host
 from kvmweb.machines import services
 from tests.conftest import spec_testdrv
@@ -25,10 +25,11 @@ def test_list_and_detail(api, vm) -> None:  # type: ignore[no-untyped-def]
     assert row == {
         "uuid": str(vm.uuid), "name": vm.name, "id": None, "state": "shutoff", "state_label": "shut off",
         "vcpus": 2, "memory_kib": 262144, "max_memory_kib": 262144, "host": "testdrv", "owner": "alice",
-        "url": f"/api/v1/vms/{vm.uuid}/",
+        "your_role": "owner", "url": f"/api/v1/vms/{vm.uuid}/",
     }
     detail = api.get(row["url"]).json()
     assert detail["name"] == vm.name and detail["persistent"] is True and detail["autostart"] is False
+    assert detail["your_role"] == "owner"
     assert detail["vnc_display"] is None and detail["block_devices"] == []
 
 
@@ -73,10 +74,10 @@ def test_unknown_vm_is_json_404(api) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_token_authentication(owner, vm) -> None:  # type: ignore[no-untyped-def]
-    token = Token.objects.create(user=owner)
+    secret = token_create(actor=owner, name="test").secret
     client = APIClient()
     assert client.get("/api/v1/vms/").status_code in (401, 403)
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {secret}")
     assert client.get("/api/v1/vms/").json()["count"] == 1
 
 
