@@ -12,6 +12,11 @@ FramebufferUpdateRequest with one raw full-screen update, 1920x1080x32 bpp = 8.3
                 user, permission re-check, the VM's display resolved through libvirt at connect time. The "VM" is a
                 domain of libvirt's test driver (a node file shared by this script and the proxy) whose VNC display
                 listens on the loopback port of the tiny RFB server, so the proxy's real code path runs end to end.
+                The owner's bytes are relayed unparsed;
+* view-only   - the same proxy for a user the VM is shared with as a viewer: what the client sends goes through the
+                RFB filter (kvmweb/console/rfb.py) that drops keyboard and mouse input.
+
+Last, the filter alone: how fast it parses a client's stream of pointer events (the busiest input a client sends).
 
 Measured, interleaved A B C A B C (HOST.md: this machine is noisy), medians:
 * throughput  - MB/s of server->client framebuffer data over one connection (FRAMES updates);
@@ -382,12 +387,20 @@ def main() -> None:
         from kvmweb.hosts.models import Host
         from kvmweb.machines.models import VirtualMachine
 
+        from kvmweb.machines.services import vm_share
+
         user = get_user_model().objects.create_user("bench", password="bench-pass-123")
+        viewer = get_user_model().objects.create_user("bench-viewer", password="bench-pass-123")
         host = Host.objects.create(name="bench", uri=f"test://{node}")
         vm = VirtualMachine.objects.create(host=host, uuid=vm_uuid, name="bench-rfb", owner=user)
-        client = Client()
-        client.force_login(user)
-        cookie = f"sessionid={client.cookies['sessionid'].value}"
+        vm_share(actor=user, vm=vm, user=viewer, role="viewer")
+
+        def cookie_of(who) -> str:  # type: ignore[no-untyped-def]
+            client = Client()
+            client.force_login(who)
+            return f"sessionid={client.cookies['sessionid'].value}"
+
+        cookie, viewer_cookie = cookie_of(user), cookie_of(viewer)
 
         ours_port, plain_port = free_port(), free_port()
         log = open(tmp / "proxy.log", "wb")
@@ -405,13 +418,19 @@ def main() -> None:
             token = console_token_issue(actor=user, vm=vm).token  # the page fetches it before connecting: untimed
             return Stream.websocket(ours_port, f"/vnc/{vm_uuid}?token={token}", cookie)
 
+        def view_only() -> Stream:
+            token = console_token_issue(actor=viewer, vm=vm).token
+            return Stream.websocket(ours_port, f"/vnc/{vm_uuid}?token={token}", viewer_cookie)
+
         ours_path = Path_("kvmweb proxy", ours)
+        viewer_path = Path_("kvmweb proxy, view-only", view_only)
         relay_port, relay_sock = start_tcp_relay(rfb_port)
         paths = [
             Path_("direct TCP", lambda: Stream.tcp(rfb_port)),
             Path_("TCP relay (Python)", lambda: Stream.tcp(relay_port)),
             Path_("websockify + TokenFile", lambda: Stream.websocket(plain_port, "/?token=bench")),
             ours_path,
+            viewer_path,
         ]
         # One-time tokens are issued before each clock starts (the page fetches one before it connects).
         for _round in range(ROUNDS):
@@ -419,10 +438,13 @@ def main() -> None:
                 path.measure_throughput()
                 if path is ours_path:
                     _measure_connects_untimed_issue(ours_path, ours_port, vm_uuid, cookie, user, vm)
+                elif path is viewer_path:
+                    _measure_connects_untimed_issue(viewer_path, ours_port, vm_uuid, viewer_cookie, viewer, vm)
                 else:
                     path.measure_connects()
 
         report(paths)
+        report_filter()
     finally:
         for proc in procs:
             proc.terminate()
@@ -457,8 +479,27 @@ def _measure_connects_untimed_issue(path: Path_, port: int, vm_uuid: str, cookie
     stream.close()
 
 
+def report_filter() -> None:
+    """The view-only filter alone: a client stream of pointer events (6 bytes each), fed 4 KiB at a time."""
+    from kvmweb.console.rfb import ViewOnlyFilter
+
+    pointer = struct.pack(">BBHH", 5, 0, 100, 200)
+    chunk = pointer * (4096 // len(pointer))
+    rates = []
+    for _ in range(ROUNDS):
+        filt = ViewOnlyFilter()
+        filt.feed(b"RFB 003.008\n\x01\x01")
+        start = time.perf_counter()
+        for _ in range(256):
+            filt.feed(chunk)
+        rates.append(256 * len(chunk) / (time.perf_counter() - start) / 1e6)
+    rate = statistics.median(rates)
+    print(f"view-only filter alone: {rate:.1f} MB/s of pointer events = {rate * 1e6 / len(pointer) / 1000:.0f}k "
+          f"messages/s (a browser sends at most a few hundred a second)")
+
+
 def report(paths: list[Path_]) -> None:
-    direct, relay, plain, ours = paths
+    direct, relay, plain, ours, viewer = paths
     med = statistics.median
     print(f"\nConsole proxy benchmark: {FRAMES} x {WIDTH}x{HEIGHT}x32bpp raw updates per connection, "
           f"{ROUNDS} interleaved rounds, {CONNECTS} connects each; medians")
@@ -470,7 +511,8 @@ def report(paths: list[Path_]) -> None:
     print(f"\nkvmweb vs websockify throughput: {med(ours.throughput) / med(plain.throughput):.2f}x (target >= 1.0); "
           f"vs direct TCP: {med(ours.throughput) / med(direct.throughput):.2f}x (target >= 0.5); "
           f"token check + connect p50: {med(ours.connect):.1f} ms (target <= 20); "
-          f"vs a Python TCP relay: {med(ours.throughput) / med(relay.throughput):.2f}x")
+          f"vs a Python TCP relay: {med(ours.throughput) / med(relay.throughput):.2f}x; "
+          f"view-only vs owner: {med(viewer.throughput) / med(ours.throughput):.2f}x")
 
 
 if __name__ == "__main__":

@@ -288,13 +288,13 @@ def main() -> None:
     setup_test_environment()
     call_command("migrate", verbosity=0)
     from django.contrib.auth import get_user_model
-    from rest_framework.authtoken.models import Token
 
+    from kvmweb.accounts.tokens import token_create
     from kvmweb.hosts.models import Host
 
     password = uuid.uuid4().hex
     staff = get_user_model().objects.create_user("bench", password=password, is_staff=True, is_superuser=True)
-    token = Token.objects.create(user=staff).key
+    token = token_create(actor=staff, name="bench").secret
     host = Host.objects.create(name="local", uri=URI, domain_type="qemu")
     client = Client()
     client.force_login(staff)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from kvmweb.audit.models import AppendOnlyModel
 from kvmweb.hosts.models import Host
 from kvmweb.machines.models import VirtualMachine
 
@@ -21,13 +22,20 @@ class ConsoleToken(models.Model):
     created = models.DateTimeField()
     expires_at = models.DateTimeField(db_index=True)
     used_at = models.DateTimeField(null=True, blank=True)
+    view_only = models.BooleanField(default=False, help_text="the proxy passes no keyboard or mouse input")
+    api = models.BooleanField(default=False, help_text="issued to an API client: no session cookie needed to connect")
 
     def __str__(self) -> str:
         return f"console token for {self.vm_id} by {self.user_id} ({'used' if self.used_at else 'unused'})"
 
 
-class ConsoleSession(models.Model):
-    """One console connection: who, which VM, from where, when it started and ended, and why it ended."""
+class ConsoleSession(AppendOnlyModel):
+    """One console connection: who, which VM, from where, when it started and ended, and why it ended.
+
+    Part of the audit trail, so append-only (``audit.models.AppendOnlyModel``): written when the session starts,
+    its end (``ended``, ``end_reason``) filled in once, never changed or deleted after."""
+
+    CLOSING = ("ended", "end_reason")
 
     KIND_CHOICES = [("vnc", "graphical (VNC)"), ("serial", "text (serial)")]
 
@@ -38,6 +46,7 @@ class ConsoleSession(models.Model):
     vm_uuid = models.UUIDField()
     host_name = models.CharField(max_length=200)
     kind = models.CharField(max_length=8, choices=KIND_CHOICES, default="vnc")
+    view_only = models.BooleanField(default=False, help_text="the user could watch but not type or click")
     client = models.CharField(max_length=200, help_text="remote address (as the proxy saw it, plus X-Forwarded-For)")
     started = models.DateTimeField(auto_now_add=True)
     ended = models.DateTimeField(null=True, blank=True)

@@ -4,9 +4,15 @@ One process, one thread per connection (websockify's ``LibProxyServer``), so a c
 libvirt connection is shared. For each websocket the handler, before proxying a single byte:
 
 1. checks the ``Origin`` against the portal's ALLOWED_HOSTS / CSRF_TRUSTED_ORIGINS (cross-site websocket hijacking);
+   a client without one (no browser) is accepted only with a token issued to an API client;
 2. burns the one-time token (single use, ≤ 30 s, bound to user + VM + host; only its hash is stored);
-3. finds the user of the portal session cookie and checks the token is theirs and they may still use the VM;
+3. finds the user of the portal session cookie and checks the token is theirs and they may still use the VM
+   (an API client's token needs no cookie);
 4. resolves the VM's display now, through libvirt (``openGraphicsFD``) or its loopback port.
+
+A user who may watch the VM but not operate it gets a view-only session: their client's bytes go through
+:class:`~kvmweb.console.rfb.ViewOnlyFilter`, which passes the handshake and screen requests and drops keyboard,
+mouse and clipboard messages. Everyone else's bytes are relayed unparsed.
 
 Refusals close the websocket with a 4xxx code and a reason the page shows. A watchdog thread ends sessions within
 about a second when the VM is deleted or the user loses access. Every session is a ConsoleSession row + audit rows.
@@ -31,9 +37,9 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import DatabaseError, connections
 from websockify.websocketproxy import LibProxyServer, ProxyRequestHandler
 
-from .origin import origin_allowed
-
 from . import services
+from .origin import origin_allowed
+from .rfb import RfbViolation, ViewOnlyFilter
 from .services import ConsoleRefused
 
 log = logging.getLogger("kvmweb.console.proxy")
@@ -78,10 +84,11 @@ def _on_db_thread(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
 
 
 class LiveSession:
-    def __init__(self, user_id: int, vm_id: int, target: socket.socket) -> None:
+    def __init__(self, user_id: int, vm_id: int, target: socket.socket, *, view_only: bool = False) -> None:
         self.user_id = user_id
         self.vm_id = vm_id
         self.target = target
+        self.view_only = view_only
         self.kill_reason: ConsoleRefused | None = None
 
     def kill(self, why: ConsoleRefused) -> None:
@@ -121,9 +128,8 @@ class ConsoleProxyHandler(ProxyRequestHandler):
                 raise ConsoleRefused(services.CLOSE_BAD_TOKEN, "Unknown console address.")
             user = session_user(cookie)
             token = (parse_qs(urlparse(self.path).query).get("token") or [None])[0]
-            grant = services.console_token_consume(token=token, user=user, vm_uuid=vm_uuid,
-                                                   origin_ok=origin_allowed(origin))
-            return grant
+            return services.console_token_consume(token=token, user=user, vm_uuid=vm_uuid,
+                                                  origin_ok=origin_allowed(origin) if origin is not None else None)
         except ConsoleRefused as refused:
             self._refused(user, vm_uuid, refused)
             raise
@@ -148,9 +154,10 @@ class ConsoleProxyHandler(ProxyRequestHandler):
             raise self.CClose(refused.close_code, refused.reason) from None
         # The session row is written while the first bytes already flow; its end is queued behind it.
         record = self.server.db_later(services.console_session_start, user=grant.user, vm=grant.vm,
-                                      client=self._client())
-        live = LiveSession(grant.user.pk, grant.vm.pk, target)
+                                      client=self._client(), view_only=grant.view_only)
+        live = LiveSession(grant.user.pk, grant.vm.pk, target, view_only=grant.view_only)
         self.server.register(live)
+        self.view_filter = ViewOnlyFilter() if grant.view_only else None
         reason = "closed"
         try:
             self.request.setsockopt(socket.SOL_TCP, socket.TCP_NODELAY, 1)
@@ -167,15 +174,34 @@ class ConsoleProxyHandler(ProxyRequestHandler):
                 raise self.CClose(services.CLOSE_DISPLAY_CLOSED, reason) from None
             reason = "closed by the browser"
             raise
+        except ConsoleRefused as refused:  # a view-only client sent what the filter cannot pass or skip
+            reason = refused.reason
+            raise self.CClose(refused.close_code, reason) from None
         except OSError as exc:
             reason = f"connection error: {exc}"
         finally:
+            if self.view_filter is not None and self.view_filter.dropped:
+                reason = f"{reason} (view only: {self.view_filter.summary()})"
             self.server.unregister(live)
             try:
                 target.close()
             except OSError:
                 pass
             self.server.db_later(lambda: services.console_session_end(session=record.result(), reason=reason))
+
+    view_filter: ViewOnlyFilter | None = None
+
+    def recv_frames(self) -> tuple[list[bytes], Any]:
+        """websockify's recv_frames; a view-only session's bytes go through the filter (others' are not looked at:
+        one attribute test per read)."""
+        bufs, closed = super().recv_frames()
+        if self.view_filter is None:
+            return bufs, closed
+        try:
+            bufs = [passed for passed in map(self.view_filter.feed, bufs) if passed]
+        except RfbViolation as exc:
+            raise ConsoleRefused(services.CLOSE_VIEW_ONLY, f"View-only console: {exc}.") from None
+        return bufs, closed
 
     def send_frames(self, bufs: list[bytes] | None = None) -> bool:
         """websockify's send_frames, without its copies: websockify builds ``header + payload`` and re-slices its send
@@ -262,7 +288,8 @@ class ConsoleProxyServer(LibProxyServer):
             live = list(self.sessions)
         if not live:
             return
-        lost = services.console_access_lost([(s.user_id, s.vm_id) for s in live])
+        lost = services.console_access_lost([(s.user_id, s.vm_id) for s in live],
+                                            operating={(s.user_id, s.vm_id) for s in live if not s.view_only})
         for session in live:
             why = lost.get((session.user_id, session.vm_id))
             if why is not None:

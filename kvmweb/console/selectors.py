@@ -9,7 +9,7 @@ from django.core.cache import cache
 from django.http import HttpRequest
 
 from kvmweb import hypervisor as hv
-from kvmweb.access.permissions import Actor
+from kvmweb.access.permissions import Actor, VmAction, vm_may
 from kvmweb.core.errors import ConflictError
 from kvmweb.machines.models import VirtualMachine
 from kvmweb.machines.handles import vm_handle
@@ -22,6 +22,12 @@ class ConsoleInfo:
     state: hv.DomainState
     has_vnc: bool
     has_serial: bool
+    view_only: bool  # may watch its consoles, not type or click
+
+
+def console_view_only(actor: Actor, vm: VirtualMachine) -> bool:
+    """Whether ``actor`` may only watch ``vm``'s consoles: they may see it, not operate it."""
+    return not vm_may(actor, vm, VmAction.OPERATE)
 
 
 def console_info(*, actor: Actor, uuid: str | uuid_mod.UUID) -> ConsoleInfo:
@@ -29,7 +35,7 @@ def console_info(*, actor: Actor, uuid: str | uuid_mod.UUID) -> ConsoleInfo:
     dom = vm_handle(vm)
     doc = dom.document()
     return ConsoleInfo(vm=vm, state=dom.state(), has_vnc=doc.vnc_display() is not None,
-                       has_serial=doc.has_serial_console)
+                       has_serial=doc.has_serial_console, view_only=console_view_only(actor, vm))
 
 
 def console_screenshot(*, actor: Actor, uuid: str | uuid_mod.UUID, max_age: int = 0) -> bytes:

@@ -73,7 +73,7 @@ from .errors import (
     PoolNotFound,
     VolumeNotFound,
 )
-from .console import NoGraphics, NoSerialConsole
+from .console import ConsoleBusy, NoGraphics, NoSerialConsole
 from .events import DomainEvent, DomainEventListener
 from .host import HostFacts, host_facts, host_video_models
 from .names import NAME_RULE, validate_name
@@ -115,7 +115,7 @@ from .volumes import (
 __all__ = [
     # connections and errors
     "Connection", "registry", "AlreadyExists", "DomainNotFound", "DomainNotRunning", "HostUnavailable",
-    "HypervisorError", "InvalidRequest", "NetworkNotFound", "NoGraphics", "NoSerialConsole", "NotFound",
+    "ConsoleBusy", "HypervisorError", "InvalidRequest", "NetworkNotFound", "NoGraphics", "NoSerialConsole", "NotFound",
     "OperationFailed", "OperationInvalid", "PoolNotFound", "VolumeNotFound",
     # names and sizes
     "NAME_RULE", "SIZE_HELP", "validate_name", "validate_volume_name", "GiB", "KiB", "MiB", "TiB", "SizeInvalid", "SizeRequest",

@@ -30,6 +30,12 @@ class NoSerialConsole(HypervisorError):
     code = "no_serial_console"
 
 
+class ConsoleBusy(OperationInvalid):
+    """The domain's serial console is open elsewhere (libvirt allows one stream per console)."""
+
+    code = "console_busy"
+
+
 def _is_loopback(address: str | None) -> bool:
     if not address or address == "localhost":
         return address == "localhost"
@@ -73,10 +79,12 @@ class SerialConsole:
 
     ``on_data(bytes)`` runs in libvirt's event-loop thread for each chunk the guest writes; ``on_close(reason)``
     once when the stream ends. ``write`` may be called from any thread. One console per domain at a time: a second
-    opener is refused (libvirt's own rule without the FORCE flag).
+    opener is refused (libvirt's own rule without the FORCE flag), unless it opens with ``force``, which ends the
+    stream open elsewhere.
     """
 
-    def __init__(self, dom: Domain, on_data: Callable[[bytes], None], on_close: Callable[[str], None]) -> None:
+    def __init__(self, dom: Domain, on_data: Callable[[bytes], None], on_close: Callable[[str], None], *,
+                 force: bool = False) -> None:
         self.dom = dom
         self._on_data = on_data
         self._on_close = on_close
@@ -89,11 +97,12 @@ class SerialConsole:
             raise NoSerialConsole(f"{dom.name} has no serial console.")
         self._stream = conn.call(lambda c: c.newStream(libvirt.VIR_STREAM_NONBLOCK))
         try:
-            conn.run(lambda: dom.raw.openConsole(None, self._stream, libvirt.VIR_DOMAIN_CONSOLE_SAFE))
+            flags = libvirt.VIR_DOMAIN_CONSOLE_FORCE if force else libvirt.VIR_DOMAIN_CONSOLE_SAFE
+            conn.run(lambda: dom.raw.openConsole(None, self._stream, flags))
         except (OperationFailed, OperationInvalid, InvalidRequest) as exc:
             self._abort_quietly()
             if "active console session" in exc.detail.lower():
-                raise OperationInvalid(f"The text console of {dom.name} is already open in another window.") from exc
+                raise ConsoleBusy(f"The text console of {dom.name} is already open in another window.") from exc
             raise OperationInvalid(f"The text console of {dom.name} cannot be opened: {exc.detail}") from exc
         events = libvirt.VIR_STREAM_EVENT_READABLE | libvirt.VIR_STREAM_EVENT_ERROR | libvirt.VIR_STREAM_EVENT_HANGUP
         conn.run(lambda: self._stream.eventAddCallback(events, self._event, None))

@@ -460,11 +460,13 @@ class Domain:
 
         return open_vnc_socket(self, timeout=timeout)
 
-    def open_serial_console(self, on_data: Callable[[bytes], None], on_close: Callable[[str], None]) -> SerialConsole:
-        """The guest's serial console as a non-blocking stream (see :class:`.console.SerialConsole`)."""
+    def open_serial_console(self, on_data: Callable[[bytes], None], on_close: Callable[[str], None], *,
+                            force: bool = False) -> SerialConsole:
+        """The guest's serial console as a non-blocking stream (see :class:`.console.SerialConsole`); ``force``
+        ends a stream open elsewhere."""
         from .console import SerialConsole
 
-        return SerialConsole(self, on_data, on_close)
+        return SerialConsole(self, on_data, on_close, force=force)
 
     @property
     def raw(self) -> libvirt.virDomain:

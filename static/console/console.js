@@ -6,8 +6,9 @@
 import RFB from "/static/vendor/novnc/core/rfb.js";
 import { KEYSYM, planKeys } from "./keys.js";
 
-// Close codes the proxy uses after which trying again can help (the display went away, the VM is restarting).
-const RETRYABLE = new Set([1006, 4011, 4013, 4100]);
+// Close codes the proxy uses after which trying again can help (the display went away, the VM is restarting, the
+// user's role changed: the next token says what they may do now).
+const RETRYABLE = new Set([1006, 4011, 4013, 4015, 4100]);
 const MAX_RETRIES = 30;
 // "Paste as keys…": the pause after each key (its press and release), in ms; twice that after a key typed with
 // Shift (four events instead of two). QEMU itself feeds key events to the guest 10 ms apart, so a burst reaches the
@@ -38,7 +39,7 @@ export function mountConsole(root) {
   const screen = root.querySelector(".console-screen");
   const stateEl = root.querySelector(".console-state");
   const state = { rfb: null, status: "idle", lastClose: null, retries: 0, timer: null, stopped: false, typing: null,
-                  lastTyping: null, jobs: 0 };
+                  lastTyping: null, jobs: 0, viewOnly: false };
 
   function show(status, text) {
     state.status = status;
@@ -57,7 +58,7 @@ export function mountConsole(root) {
       err.retry = resp.status === 409 || resp.status >= 500;
       throw err;
     }
-    return body.ws_url;
+    return body;
   }
 
   function scheduleRetry(why) {
@@ -71,22 +72,33 @@ export function mountConsole(root) {
     state.timer = setTimeout(connect, delay);
   }
 
+  // A view-only console (the user may watch the VM, not operate it): the proxy passes no key, mouse or clipboard
+  // message, whatever this page sends; the page says so and hides what would type.
+  function setViewOnly(viewOnly) {
+    state.viewOnly = viewOnly;
+    root.classList.toggle("console-view-only", viewOnly);
+    root.querySelector(".console-viewonly").hidden = !viewOnly;
+    for (const el of root.querySelectorAll("[data-input]")) { el.hidden = viewOnly; el.disabled = viewOnly; }
+  }
+
   async function connect() {
     clearTimeout(state.timer);
     if (state.rfb) { try { state.rfb.disconnect(); } catch (e) { /* already closed */ } state.rfb = null; }
     show("connecting", "Connecting…");
-    let url;
+    let issued;
     try {
-      url = await fetchToken();
+      issued = await fetchToken();
     } catch (err) {
       if (err.retry) scheduleRetry(err.message); else show("refused", err.message);
       return;
     }
+    setViewOnly(Boolean(issued.view_only));
     // Our own WebSocket, handed to noVNC, so that the proxy's close code and reason reach the page.
-    const ws = new WebSocket(url, ["binary"]);
+    const ws = new WebSocket(issued.url, ["binary"]);
     ws.binaryType = "arraybuffer";
     ws.addEventListener("close", (ev) => { state.lastClose = { code: ev.code, reason: ev.reason }; });
     const rfb = new RFB(screen, ws, { shared: true });
+    rfb.viewOnly = state.viewOnly;
     state.rfb = rfb;
     rfb.scaleViewport = root.querySelector("[data-action=scale]").checked;
     rfb.focusOnClick = true;
@@ -156,9 +168,9 @@ export function mountConsole(root) {
                   lost: false, delay: pause, started: performance.now(), ms: 0 };
     state.typing = job;
     const skippedNote = plan.skipped.length ? ` Skipped (cannot be typed): ${skippedWords(plan.skipped)}.` : "";
-    if (!rfb || state.status !== "connected") {
+    if (!rfb || state.status !== "connected" || state.viewOnly) {
       job.lost = true;
-      report("Not connected: nothing was typed.");
+      report(state.viewOnly ? "View only: nothing was typed." : "Not connected: nothing was typed.");
       state.typing = null;
       state.lastTyping = job;
       return job;
@@ -247,6 +259,7 @@ export function mountConsole(root) {
     get lastClose() { return state.lastClose; },
     get typing() { return state.typing; },
     get lastTyping() { return state.lastTyping; },
+    get viewOnly() { return state.viewOnly; },
     connect, typeText, cancelTyping,
     sendKey: (sym, code) => state.rfb && state.rfb.sendKey(sym, code),
     stop() { state.stopped = true; clearTimeout(state.timer); cancelTyping(); if (state.rfb) state.rfb.disconnect(); },

@@ -4,7 +4,10 @@ import { FitAddon } from "/static/vendor/xterm-addon-fit/lib/addon-fit.mjs";
 
 export function mountTerminal(root) {
   const stateEl = root.querySelector(".console-state");
-  const term = new Terminal({ convertEol: false, cursorBlink: true, fontSize: 14, scrollback: 5000 });
+  // View only (the user may see the VM, not operate it): the portal drops whatever is typed; the terminal takes none.
+  const viewOnly = "viewOnly" in root.dataset;
+  const term = new Terminal({ convertEol: false, cursorBlink: !viewOnly, fontSize: 14, scrollback: 5000,
+                              disableStdin: viewOnly });
   const fit = new FitAddon();
   term.loadAddon(fit);
   term.open(root.querySelector(".terminal-screen"));
@@ -41,10 +44,12 @@ export function mountTerminal(root) {
     });
   }
 
-  term.onData((data) => { if (state.ws && state.ws.readyState === WebSocket.OPEN) state.ws.send(encoder.encode(data)); });
+  term.onData((data) => {
+    if (!viewOnly && state.ws && state.ws.readyState === WebSocket.OPEN) state.ws.send(encoder.encode(data));
+  });
   root.querySelector("[data-action=reconnect]").addEventListener("click", connect);
   connect();
   term.focus();
-  return { term, get status() { return state.status; }, get received() { return state.received; },
+  return { term, viewOnly, get status() { return state.status; }, get received() { return state.received; },
            get lastClose() { return state.lastClose; } };
 }

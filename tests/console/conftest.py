@@ -68,6 +68,18 @@ def session_cookie(user) -> str:  # type: ignore[no-untyped-def]
     return f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
 
 
+def api_client(user):  # type: ignore[no-untyped-def]
+    """A DRF test client authenticated as API clients are: ``Authorization: Token …`` with a new API token of
+    ``user`` (no session)."""
+    from rest_framework.test import APIClient
+
+    from kvmweb.accounts.tokens import token_create
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token_create(actor=user, name='console client').secret}")
+    return client
+
+
 @pytest.fixture
 def running_memtest(real_vm, owner):  # type: ignore[no-untyped-def]
     """A memtest86+ guest under TCG with VNC listen='none', running; destroyed and undefined after the test."""

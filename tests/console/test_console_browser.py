@@ -223,3 +223,22 @@ def test_console_opens_after_the_vm_starts_on_an_open_page(portal, console_proxy
     page.click("#console-open-inline")
     page.wait_for_selector(".console-state[data-state=connected]", timeout=30_000)
     _poll(lambda: (lambda img: None if is_flat(img) else img)(_canvas(page)), 60, "the console canvas stays flat")
+
+
+def test_viewer_console_says_view_only_and_offers_no_input(portal, console_proxy, page, running_memtest, owner,  # type: ignore[no-untyped-def]
+                                                           other_user) -> None:
+    """Bob, a viewer, watches the guest's screen; the toolbar says View only and has nothing that types (the proxy
+    enforces it: tests/console/test_view_only_real.py)."""
+    from kvmweb.machines.services import vm_share
+
+    vm = running_memtest
+    vm_share(actor=owner, vm=vm, user=other_user, role="viewer")
+    login(page, portal, "bob", "bob-pass-123")
+    page.goto(f"{portal.url}/console/{vm.uuid}/")
+    page.wait_for_selector(".console-state[data-state=connected]", timeout=30_000)
+    _poll(lambda: None if is_flat(_canvas(page)) else True, 60, "a viewer's console canvas stays flat")
+    assert page.locator(".console-viewonly").is_visible() and page.locator(".console-viewonly").inner_text() == "View only"
+    for control in ("cad", "fkey", "paste"):
+        assert not page.locator(f"[data-action={control}]").is_visible(), control
+    assert page.evaluate("() => window.kvmConsole.viewOnly && window.kvmConsole.rfb.viewOnly")
+    screenshot(page, "console-view-only")

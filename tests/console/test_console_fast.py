@@ -170,7 +170,10 @@ def test_console_pages_and_api_check_who_asks(vnc_vm, owner, other_user, staff, 
     assert reply.status_code == 200
     body = reply.json()
     port = settings.KVMWEB_CONSOLE_PORT
-    assert body["ws_url"] == f"ws://testserver:{port}/vnc/{vnc_vm.uuid}?token={body['token']}"
+    assert body["url"].startswith(f"ws://testserver:{port}/vnc/{vnc_vm.uuid}?token=")
+    assert body["view_only"] is False and body["expires"]
+    row = ConsoleToken.objects.get(digest=services.token_digest(body["url"].rsplit("=", 1)[1]))
+    assert not row.api and not row.view_only  # asked with the session: a browser's token (cookie and Origin needed)
     assert _client(owner).get(api).status_code == 405
 
 
@@ -187,7 +190,7 @@ def test_screenshot_is_png_and_clear_when_shut_off(vnc_vm, owner) -> None:  # ty
 def test_public_url_setting_is_used(vnc_vm, owner, settings) -> None:  # type: ignore[no-untyped-def]
     settings.KVMWEB_CONSOLE_PUBLIC_URL = "wss://portal.example.org/console/"
     body = _client(owner).post(f"/api/v1/vms/{vnc_vm.uuid}/console/token/").json()
-    assert body["ws_url"].startswith(f"wss://portal.example.org/console/vnc/{vnc_vm.uuid}?token=")
+    assert body["url"].startswith(f"wss://portal.example.org/console/vnc/{vnc_vm.uuid}?token=")
 
 
 def test_vm_page_shows_console_section(vnc_vm, owner) -> None:  # type: ignore[no-untyped-def]
