@@ -9,17 +9,21 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from kvmweb.access.permissions import VmAction
 from kvmweb.core.errors import ValidationError
 from kvmweb.jobs.serializers import JobSerializer
 
 from . import services, shutdown
-from .selectors import vm_detail, vm_get, vm_list
+from .selectors import activity_list, parse_activity_filters, vm_detail, vm_get, vm_list, vm_shares
 from .serializers import (
     ActionResultSerializer,
+    ActivitySerializer,
     AutostartSerializer,
     BulkResultSerializer,
     BulkSerializer,
     DeleteResultSerializer,
+    ShareRoleSerializer,
+    ShareSerializer,
     ShutdownSerializer,
     VmDetailSerializer,
     VmSummarySerializer,
@@ -63,10 +67,10 @@ class VmDetailApi(APIView):
         summary="Delete a shut-off VM (virsh undefine [--remove-all-storage])",
     )
     def delete(self, request: Request, uuid: str) -> Response:
+        vm = vm_get(actor=request.user, uuid=uuid, action=VmAction.DELETE)
         flag = str(request.query_params.get("delete_volumes", "false")).lower()
         if flag not in ("true", "false", "1", "0", "yes", "no"):
             raise ValidationError("delete_volumes must be true or false.")
-        vm = vm_get(actor=request.user, uuid=uuid)
         result = services.vm_delete(actor=request.user, vm=vm, delete_volumes=flag in ("true", "1", "yes"))
         return Response({"detail": result.message, "deleted_volumes": result.deleted_volumes, "kept": result.kept,
                          "failed": result.failed})
@@ -76,7 +80,7 @@ def _action(fn: Callable[..., services.VmActionResult], summary: str) -> type[AP
     class ActionApi(APIView):
         @extend_schema(request=None, responses=ActionResultSerializer, summary=summary)
         def post(self, request: Request, uuid: str) -> Response:
-            result = fn(actor=request.user, vm=vm_get(actor=request.user, uuid=uuid))
+            result = fn(actor=request.user, vm=vm_get(actor=request.user, uuid=uuid, action=VmAction.OPERATE))
             return Response({"detail": result.message, "state": result.state.slug})
 
     ActionApi.__name__ = f"Vm{fn.__name__.title().replace('_', '')}Api"
@@ -92,7 +96,7 @@ class VmShutdownApi(APIView):
     @extend_schema(request=ShutdownSerializer, responses={200: ActionResultSerializer, 202: JobSerializer},
                    summary="Graceful shutdown (virsh shutdown); with force_after: forced off after N s (a job)")
     def post(self, request: Request, uuid: str) -> Response:
-        vm = vm_get(actor=request.user, uuid=uuid)
+        vm = vm_get(actor=request.user, uuid=uuid, action=VmAction.OPERATE)
         force_after = request.data.get("force_after") if hasattr(request.data, "get") else None
         if force_after is None:
             result = services.vm_shutdown(actor=request.user, vm=vm)
@@ -105,9 +109,9 @@ class VmAutostartApi(APIView):
     @extend_schema(request=AutostartSerializer, responses=ActionResultSerializer,
                    summary="Autostart on/off (virsh autostart [--disable])")
     def post(self, request: Request, uuid: str) -> Response:
+        vm = vm_get(actor=request.user, uuid=uuid, action=VmAction.OPERATE)
         body = AutostartSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        vm = vm_get(actor=request.user, uuid=uuid)
         result = services.vm_set_autostart(actor=request.user, vm=vm, enabled=body.validated_data["enabled"])
         return Response({"detail": result.message, "state": result.state.slug})
 
@@ -123,3 +127,67 @@ class VmBulkApi(APIView):
         return Response({"detail": result.message, "action": result.action,
                          "results": [{"uuid": i.uuid, "name": i.name, "ok": i.ok, "detail": i.message}
                                      for i in result.items]})
+
+
+# ------------------------------------------------------------------------------------------------ sharing
+def _share_json(request: Request, vm: object, share_id: int | None) -> dict[str, object]:
+    rows = {r.id: r for r in vm_shares(actor=request.user, vm=vm)}  # type: ignore[arg-type]
+    return ShareSerializer.from_row(rows[share_id]) if share_id in rows else {}
+
+
+class VmSharesApi(APIView):
+    @extend_schema(responses=ShareSerializer(many=True), summary="Who a VM is shared with (owner and staff)")
+    def get(self, request: Request, uuid: str) -> Response:
+        vm = vm_get(actor=request.user, uuid=uuid)
+        return Response([ShareSerializer.from_row(r) for r in vm_shares(actor=request.user, vm=vm)])
+
+    @extend_schema(request=ShareSerializer, responses={201: ShareSerializer, 200: ShareSerializer},
+                   summary='Share a VM with {"user": name} or {"group": name} as "role" (again: changes the role)')
+    def post(self, request: Request, uuid: str) -> Response:
+        vm = vm_get(actor=request.user, uuid=uuid, action=VmAction.SHARE)
+        body = ShareSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        before = {r.id for r in vm_shares(actor=request.user, vm=vm)}
+        result = services.vm_share(actor=request.user, vm=vm, user=data.get("user") or None,
+                                   group=data.get("group") or None, role=data["role"])
+        return Response({**_share_json(request, vm, result.share_id), "detail": result.message},
+                        status=200 if result.share_id in before else 201)
+
+
+class VmShareApi(APIView):
+    @extend_schema(request=ShareRoleSerializer, responses=ShareSerializer, summary="Change a share's role")
+    def patch(self, request: Request, uuid: str, pk: int) -> Response:
+        vm = vm_get(actor=request.user, uuid=uuid, action=VmAction.SHARE)
+        body = ShareRoleSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        result = services.vm_share_update(actor=request.user, vm=vm, share_id=pk, role=body.validated_data["role"])
+        return Response({**_share_json(request, vm, result.share_id), "detail": result.message})
+
+    @extend_schema(responses={200: None}, summary="Stop sharing: the user or group loses access at once")
+    def delete(self, request: Request, uuid: str, pk: int) -> Response:
+        vm = vm_get(actor=request.user, uuid=uuid, action=VmAction.SHARE)
+        result = services.vm_unshare(actor=request.user, vm=vm, share_id=pk)
+        return Response({"detail": result.message})
+
+
+# ------------------------------------------------------------------------------------------------ activity
+class ActivityApi(APIView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("vm", str, description="a VM's UUID"),
+            OpenApiParameter("action", str, description="an action, or its start (vm., vm.clone)"),
+            OpenApiParameter("user", str, description="who did it (user name)"),
+            OpenApiParameter("since", str, description="from this date (2025-01-31) or date and time"),
+            OpenApiParameter("until", str, description="up to this date (its whole day) or date and time"),
+            OpenApiParameter("ok", bool, description="true: succeeded, false: failed"),
+            OpenApiParameter("limit", int), OpenApiParameter("offset", int),
+        ],
+        responses=ActivitySerializer(many=True),
+        summary="The audit entries you may read: your VMs' (owned or shared) and your own actions; staff all",
+    )
+    def get(self, request: Request) -> Response:
+        entries = activity_list(actor=request.user, filters=parse_activity_filters(request.query_params))
+        paginator = LimitOffsetPagination()
+        page = paginator.paginate_queryset(entries, request, view=self)
+        return paginator.get_paginated_response([ActivitySerializer.from_entry(e) for e in page or []])

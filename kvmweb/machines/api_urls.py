@@ -10,4 +10,7 @@ urlpatterns = [
     path("vms/<uuid:uuid>/reboot/", api.VmRebootApi.as_view(), name="vm-reboot"),
     path("vms/<uuid:uuid>/force-off/", api.VmForceOffApi.as_view(), name="vm-force-off"),
     path("vms/<uuid:uuid>/autostart/", api.VmAutostartApi.as_view(), name="vm-autostart"),
+    path("vms/<uuid:uuid>/shares/", api.VmSharesApi.as_view(), name="vm-shares"),
+    path("vms/<uuid:uuid>/shares/<int:pk>/", api.VmShareApi.as_view(), name="vm-share"),
+    path("activity/", api.ActivityApi.as_view(), name="activity-list"),
 ]

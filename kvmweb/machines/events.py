@@ -1,8 +1,8 @@
 """Domain events of every host → the portal's records and the browsers that may see each VM.
 
 ``manage.py event_listener`` runs :func:`listen_host` for each enabled host. Each event first keeps the records
-true (a VM defined or undefined with ``virsh`` gains or loses its record at once), then goes to the VM's owner
-and to staff over ``/ws/events/``. After each (re)connection the listener reconciles the host's records with one
+true (a VM defined or undefined with ``virsh`` gains or loses its record at once), then goes to the people who may
+see the VM (its owner, the users and groups it is shared with) and to staff over ``/ws/events/``. After each (re)connection the listener reconciles the host's records with one
 listing, because events sent while it was away are lost.
 """
 from __future__ import annotations
@@ -14,15 +14,16 @@ from kvmweb import hypervisor as hv
 from kvmweb.events.publish import publish
 from kvmweb.hosts.models import Host
 
-from .selectors import host_drift, vm_owner_ids
+from .selectors import host_drift, vm_audience
 from .services import vm_record_forget, vm_record_seen, vm_records_sync, vm_state_event
 
 log = logging.getLogger(__name__)
 
 
 def vm_event_publish(event: hv.DomainEvent, host: Host | None = None) -> None:
-    """Keep the records true, then send a VM's state change to its owner and to staff (unowned: staff only)."""
-    owner_id = vm_owner_ids([event.uuid]).get(event.uuid)  # read first: an undefine drops the record
+    """Keep the records true, then send a VM's state change to who may see it and to staff (unowned and not
+    shared: staff only)."""
+    audience = vm_audience(event.uuid)  # read first: an undefine drops the record and its shares
     if host is not None:
         try:
             if event.event == "defined":
@@ -31,7 +32,7 @@ def vm_event_publish(event: hv.DomainEvent, host: Host | None = None) -> None:
                 vm_record_forget(host=host, uuid=event.uuid)
         except hv.HypervisorError as exc:
             log.warning("could not follow %s of %s on %s: %s", event.event, event.name, host, exc.detail)
-    publish(vm_state_event(event, host), user_ids=[owner_id])
+    publish(vm_state_event(event, host), user_ids=audience)
 
 
 def host_records_sync(host: Host) -> None:

@@ -5,8 +5,24 @@ from collections.abc import Mapping
 from django import forms
 from django.conf import settings
 
+from kvmweb.access.permissions import SHARE_ROLES
 from kvmweb.core.errors import ValidationError
 from kvmweb.hypervisor import DomainState
+
+ROLE_CHOICES = [(r, r) for r in SHARE_ROLES]
+
+
+class ShareForm(forms.Form):
+    """Share a VM: one user or one group (by name), and a role. The service decides everything else."""
+
+    user = forms.CharField(required=False, max_length=150, label="User", help_text="a user name, or…")
+    group = forms.CharField(required=False, max_length=150, label="Group", help_text="…a group's name")
+    role = forms.ChoiceField(choices=ROLE_CHOICES, initial="viewer", label="Role")
+
+
+class ShareRoleForm(forms.Form):
+    role = forms.ChoiceField(choices=ROLE_CHOICES, label="Role")
+
 
 class DeleteForm(forms.Form):
     delete_volumes = forms.BooleanField(

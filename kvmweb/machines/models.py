@@ -30,3 +30,38 @@ class VirtualMachine(models.Model):
     @property
     def uuid_str(self) -> str:
         return str(self.uuid)
+
+
+class VmShare(models.Model):
+    """A VM shared with one user or one Django group, with a role (``access.permissions.SHARE_ROLES``).
+
+    Exactly one of ``user`` and ``group`` is set; a VM has at most one share per user and one per group. A user's
+    role is the highest of their direct share and their groups' shares (owner and staff are above every share).
+    """
+
+    ROLE_CHOICES = [("viewer", "viewer"), ("operator", "operator"), ("manager", "manager")]
+
+    vm = models.ForeignKey(VirtualMachine, on_delete=models.CASCADE, related_name="shares")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE,
+                             related_name="vm_shares")
+    group = models.ForeignKey("auth.Group", null=True, blank=True, on_delete=models.CASCADE,
+                              related_name="vm_shares")
+    role = models.CharField(max_length=16, choices=ROLE_CHOICES)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(models.Q(user__isnull=False, group__isnull=True)
+                       | models.Q(user__isnull=True, group__isnull=False)),
+                name="vmshare_user_xor_group"),
+            models.UniqueConstraint(fields=["vm", "user"], name="vmshare_one_per_user"),
+            models.UniqueConstraint(fields=["vm", "group"], name="vmshare_one_per_group"),
+        ]
+
+    def __str__(self) -> str:
+        who = f"group {self.group}" if self.group_id else str(self.user)
+        return f"{self.vm.name} shared with {who} as {self.role}"

@@ -6,16 +6,23 @@ and libvirt disagree (a VM defined or deleted with ``virsh``), :func:`vm_list` r
 """
 from __future__ import annotations
 
+import datetime as dt
 import uuid as uuid_mod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from django.db.models import CharField
+from django.contrib.auth import get_user_model
+from django.db.models import CharField, Q, QuerySet
 from django.db.models.functions import Cast
+from django.utils import timezone
 
 from kvmweb import hypervisor as hv
-from kvmweb.access.permissions import Actor, VmAction, actor_id, is_staff, require_vm, vm_may_see_unowned
+from kvmweb.access.permissions import (
+    Actor, VmAction, VmRole, actor_id, is_staff, jobs_visible_q, require_vm, role_may, vm_may_see_unowned,
+    vm_records_provider, vm_uuids_visible, vm_visible_q,
+)
 from kvmweb.accounts.selectors import Usage, usage_provider
-from kvmweb.core.errors import NotFoundError
+from kvmweb.core.errors import NotFoundError, ValidationError
 from kvmweb.audit.models import AuditEntry
 from kvmweb.hosts.models import Host
 from kvmweb.jobs.models import Job
@@ -23,7 +30,7 @@ from kvmweb.hosts.selectors import host_queryset
 from kvmweb.hosts.services import host_connection
 
 from .handles import vm_handle
-from .models import VirtualMachine
+from .models import VirtualMachine, VmShare
 
 
 @dataclass(frozen=True)
@@ -51,6 +58,17 @@ class VmRow:
     vcpus: int | None = None
     memory_kib: int | None = None
     max_memory_kib: int | None = None
+    role: VmRole = VmRole.NONE  # the reader's role on it (owner, staff, or what a share gives)
+
+    @property
+    def may_operate(self) -> bool:
+        """Whether the reader may start, stop, reboot it (the row's actions)."""
+        return role_may(self.role, VmAction.OPERATE)
+
+    @property
+    def shared_role(self) -> str:
+        """The role a share gives the reader ("viewer", ...); empty for its owner and staff."""
+        return self.role.label if VmRole.NONE < self.role < VmRole.OWNER else ""
 
 
 @dataclass(frozen=True)
@@ -121,19 +139,32 @@ def host_drift(host: Host) -> RecordsDrift:
     return _host_listing(host)[2]
 
 
-def _row(host: Host, summary: hv.DomainSummary, record: VmRecord | None) -> VmRow:
+def _row(host: Host, summary: hv.DomainSummary, record: VmRecord | None, role: VmRole) -> VmRow:
     return VmRow(host=host, uuid=summary.uuid, name=summary.name, id=summary.id, state=summary.state,
                  owner_id=record.owner_id if record else None, owner_name=record.owner_name if record else None,
-                 vcpus=summary.vcpus, memory_kib=summary.memory_kib, max_memory_kib=summary.max_memory_kib)
+                 vcpus=summary.vcpus, memory_kib=summary.memory_kib, max_memory_kib=summary.max_memory_kib,
+                 role=role)
+
+
+def _list_role(record: VmRecord | None, *, staff: bool, me: int | None, unowned_ok: bool,
+               shared: dict[int, VmRole]) -> VmRole:
+    """The reader's role on a listed domain, from what the list read already (no query per row)."""
+    owner = record.owner_id if record else None
+    if me is not None and owner == me:
+        return VmRole.OWNER
+    if staff or (owner is None and unowned_ok):
+        return VmRole.STAFF
+    return shared.get(record.pk, VmRole.NONE) if record else VmRole.NONE
 
 
 def vm_list(*, actor: Actor, name: str = "", state: str = "", host_id: int | None = None, offset: int = 0,
             limit: int | None = None) -> VmList:
-    """The VMs ``actor`` may see (``virsh list --all`` over every host), filtered, sorted by name; the page
-    ``offset``/``limit`` comes with vCPUs and memory.
+    """The VMs ``actor`` may see (``virsh list --all`` over every host): owned, shared with them or their groups,
+    everything for staff; filtered, sorted by name; the page ``offset``/``limit`` comes with vCPUs and memory.
 
     Per host: one database query and one bulk libvirt call for the list, and one more bulk call for the sizes of
-    the page's rows — the number of libvirt calls does not grow with the number of VMs.
+    the page's rows — the number of libvirt calls does not grow with the number of VMs. One query more reads the
+    reader's shares.
     """
     result = VmList()
     hosts = host_queryset()
@@ -142,7 +173,8 @@ def vm_list(*, actor: Actor, name: str = "", state: str = "", host_id: int | Non
     staff, me = is_staff(actor), actor_id(actor)
     unowned_ok = vm_may_see_unowned(actor)
     needle = name.strip().lower()
-    matched: list[tuple[Host, hv.DomainSummary, VmRecord | None]] = []
+    shared = vm_shared_roles(actor) if not staff else {}
+    matched: list[tuple[Host, hv.DomainSummary, VmRecord | None, VmRole]] = []
     for host in hosts:
         try:
             records, summaries, drift = _host_listing(host)
@@ -153,26 +185,27 @@ def vm_list(*, actor: Actor, name: str = "", state: str = "", host_id: int | Non
             result.drift.append(drift)
         for summary in summaries:
             record = records.get(summary.uuid)
-            owner = record.owner_id if record else None
-            if not (staff or (owner is not None and owner == me) or (owner is None and unowned_ok)):
+            role = _list_role(record, staff=staff, me=me, unowned_ok=unowned_ok, shared=shared)
+            if role == VmRole.NONE:
                 continue
             if needle and needle not in summary.name.lower():
                 continue
             if state and summary.state.slug != state:
                 continue
-            matched.append((host, summary, record))
+            matched.append((host, summary, record, role))
     matched.sort(key=lambda m: (m[1].name.lower(), m[0].name))
     result.total = len(matched)
     page = matched[offset:offset + limit if limit is not None else None]
     sized = _sizes(page)
-    result.rows = [_row(host, sized.get(summary.uuid, summary), record) for host, summary, record in page]
+    result.rows = [_row(host, sized.get(summary.uuid, summary), record, role)
+                   for host, summary, record, role in page]
     return result
 
 
-def _sizes(page: list[tuple[Host, hv.DomainSummary, VmRecord | None]]) -> dict[str, hv.DomainSummary]:
+def _sizes(page: list[tuple[Host, hv.DomainSummary, VmRecord | None, VmRole]]) -> dict[str, hv.DomainSummary]:
     """vCPUs and memory of the page's domains: one bulk libvirt call per host among them."""
     by_host: dict[int, tuple[Host, list[hv.DomainSummary]]] = {}
-    for host, summary, _record in page:
+    for host, summary, _record, _role in page:
         by_host.setdefault(host.pk, (host, []))[1].append(summary)
     sized: dict[str, hv.DomainSummary] = {}
     for host, summaries in by_host.values():
@@ -185,7 +218,13 @@ def _sizes(page: list[tuple[Host, hv.DomainSummary, VmRecord | None]]) -> dict[s
 
 def vm_get(*, actor: Actor, uuid: str | uuid_mod.UUID, action: VmAction = VmAction.VIEW) -> VirtualMachine:
     """The record of a VM ``actor`` may see (and do ``action`` with); NotFoundError for missing and for not-yours
-    alike."""
+    alike, PermissionDeniedError for a role too low for ``action``."""
+    record = _record(uuid)
+    require_vm(actor, record, action)
+    return record
+
+
+def _record(uuid: str | uuid_mod.UUID) -> VirtualMachine:
     try:
         key = uuid_mod.UUID(str(uuid))
     except ValueError:
@@ -193,7 +232,6 @@ def vm_get(*, actor: Actor, uuid: str | uuid_mod.UUID, action: VmAction = VmActi
     record: VirtualMachine | None = VirtualMachine.objects.select_related("host", "owner").filter(uuid=key).first()
     if record is None:
         raise NotFoundError("No such virtual machine.")
-    require_vm(actor, record, action)
     return record
 
 
@@ -212,6 +250,7 @@ class VmDetail:
     vnc: hv.VncDisplay | None
     has_serial_console: bool
     xml: str  # as ``virsh dumpxml`` shows it: secrets left out
+    role: VmRole = VmRole.NONE  # the reader's role on it
 
     @property
     def state(self) -> hv.DomainState:
@@ -219,18 +258,108 @@ class VmDetail:
 
 
 def vm_detail(*, actor: Actor, uuid: str | uuid_mod.UUID) -> VmDetail:
-    record = vm_get(actor=actor, uuid=uuid)
+    record = _record(uuid)
+    role = require_vm(actor, record, VmAction.VIEW)
     dom = vm_handle(record)
     xml = dom.xml()
     doc = hv.DomainDocument.from_xml(xml)
     return VmDetail(record=record, info=dom.info(), disks=tuple(d.info() for d in doc.disks),
-                    vnc=doc.vnc_display(), has_serial_console=doc.has_serial_console, xml=xml)
+                    vnc=doc.vnc_display(), has_serial_console=doc.has_serial_console, xml=xml, role=role)
 
 
-def vm_owner_ids(uuids: list[str]) -> dict[str, int | None]:
-    """uuid → owner id of the records among ``uuids`` (one query)."""
-    keys = [uuid_mod.UUID(u) for u in uuids]
-    return {str(u): o for u, o in VirtualMachine.objects.filter(uuid__in=keys).values_list("uuid", "owner_id")}
+def vm_audience(uuid: str) -> list[int]:
+    """The users (besides staff) who may see the VM ``uuid`` and so hear of it: its owner, the users it is shared
+    with and the members of the groups it is shared with. One query."""
+    key = uuid_mod.UUID(uuid)
+    users = get_user_model().objects.filter(
+        Q(machines__uuid=key) | Q(vm_shares__vm__uuid=key) | Q(groups__vm_shares__vm__uuid=key), is_active=True)
+    return sorted(set(users.values_list("pk", flat=True)))
+
+
+# ------------------------------------------------------------------------------------------------ shares
+def _shares_of(user_id: int) -> QuerySet[VmShare]:
+    """The shares that reach ``user_id``: their own and their groups'."""
+    return VmShare.objects.filter(Q(user_id=user_id) | Q(group__user__id=user_id))
+
+
+class _Records:
+    """Tells the permission module (which imports no models) about VM records and their shares."""
+
+    def role(self, user_id: int, vm: VirtualMachine) -> str | None:
+        roles = _shares_of(user_id).filter(vm_id=vm.pk).values_list("role", flat=True)
+        return max(roles, key=VmRole.shared, default=None)
+
+    def shared_ids(self, user_id: int) -> QuerySet[VmShare]:
+        return _shares_of(user_id).values("vm_id")
+
+    def visible_uuids(self, user_id: int, host_id: int | None) -> set[str]:
+        records = VirtualMachine.objects.filter(Q(owner_id=user_id) | Q(pk__in=self.shared_ids(user_id)))
+        if host_id is not None:
+            records = records.filter(host_id=host_id)
+        return {str(u) for u in records.values_list("uuid", flat=True)}
+
+
+vm_records_provider(_Records())
+
+
+def vm_shared_roles(actor: Actor) -> dict[int, VmRole]:
+    """VM pk → ``actor``'s highest shared role, for every VM shared with them (one query; lists use it)."""
+    me = actor_id(actor)
+    roles: dict[int, VmRole] = {}
+    if me is None:
+        return roles
+    for vm_id, role in _shares_of(me).values_list("vm_id", "role"):
+        roles[vm_id] = max(roles.get(vm_id, VmRole.NONE), VmRole.shared(role))
+    return roles
+
+
+@dataclass(frozen=True)
+class ShareRow:
+    """One share of a VM, as the Sharing section and the API show it."""
+
+    id: int
+    kind: str  # "user" or "group"
+    name: str
+    role: str
+    created_by: str | None
+    created: dt.datetime
+
+
+@dataclass(frozen=True)
+class ShareHint:
+    """How a VM reaches someone who does not own it: "Shared with you as operator by alice"."""
+
+    role: str
+    by: str  # who shared it (else the owner)
+    group: str = ""  # the group it reached them through ("" for a share with them)
+
+    def __str__(self) -> str:
+        whom = f"your group {self.group}" if self.group else "you"
+        return f"Shared with {whom} as {self.role}" + (f" by {self.by}" if self.by else "") + "."
+
+
+def vm_share_hint(*, actor: Actor, vm: VirtualMachine) -> ShareHint | None:
+    """The share that gives ``actor`` their role on ``vm`` (the highest; a direct one before a group's), or None
+    for its owner, staff and anyone it is not shared with. One query."""
+    me = actor_id(actor)
+    if me is None or vm.owner_id == me or is_staff(actor):
+        return None
+    shares = _shares_of(me).filter(vm=vm).select_related("group", "created_by")
+    best = max(shares, key=lambda s: (VmRole.shared(s.role), s.group_id is None), default=None)
+    if best is None:
+        return None
+    by = best.created_by or vm.owner
+    return ShareHint(role=best.role, by=by.get_username() if by else "", group=best.group.name if best.group else "")
+
+
+def vm_shares(*, actor: Actor, vm: VirtualMachine) -> list[ShareRow]:
+    """Who ``vm`` is shared with: for its owner and staff (403 for a role below, 404 for who may not see it)."""
+    require_vm(actor, vm, VmAction.SHARE)
+    shares = VmShare.objects.filter(vm=vm).select_related("user", "group", "created_by").order_by("pk")
+    return [ShareRow(id=s.pk, kind="group" if s.group_id else "user",
+                     name=s.group.name if s.group else s.user.get_username() if s.user else "",
+                     role=s.role, created_by=s.created_by.get_username() if s.created_by else None,
+                     created=s.created) for s in shares]
 
 
 @usage_provider
@@ -261,9 +390,97 @@ class VmActivity:
 
 
 def vm_activity(*, actor: Actor, vm: VirtualMachine, limit: int = 10) -> VmActivity:
+    """The VM's latest audit entries (for everyone who may see it) and its jobs that ``actor`` may open (their
+    own; staff every job), the rule of the activity page and the jobs pages."""
     require_vm(actor, vm, VmAction.VIEW)
     uuid = str(vm.uuid)
-    jobs = list(Job.objects.filter(target_type="vm", target=uuid).select_related("actor")[:limit])
-    entries = list(AuditEntry.objects.filter(target_type="vm", target__endswith=uuid).select_related("actor")
+    jobs = list(Job.objects.filter(jobs_visible_q(actor), target_type="vm", target=uuid)
+                .select_related("actor")[:limit])
+    entries = list(AuditEntry.objects.filter(target_type="vm", target_id=uuid).select_related("actor")
                    .order_by("-pk")[:limit])
     return VmActivity(jobs=jobs, entries=entries)
+
+
+# ------------------------------------------------------------------------------------------------ activity
+@dataclass(frozen=True)
+class ActivityFilters:
+    vm: str = ""  # a VM's UUID
+    action: str = ""  # an action or its start ("vm.", "vm.clone")
+    user: str = ""  # the actor's user name
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+    ok: bool | None = None
+
+
+def _when(text: str, field: str, *, end: bool = False) -> dt.datetime | None:
+    """``2025-01-31`` (the whole day; ``end``: up to its end) or an ISO date and time; None when empty."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    try:
+        day = dt.date.fromisoformat(text)
+    except ValueError:
+        try:
+            moment = dt.datetime.fromisoformat(text)
+        except ValueError:
+            raise ValidationError(f"{field} must be a date (2025-01-31) or a date and time (2025-01-31T14:00).",
+                                  fields={field: ["a date or a date and time"]}) from None
+    else:
+        moment = dt.datetime.combine(day, dt.time.max if end else dt.time.min)
+    return timezone.make_aware(moment) if timezone.is_naive(moment) else moment
+
+
+def parse_activity_filters(params: Mapping[str, str]) -> ActivityFilters:
+    """The activity's filters from a query string (the page's and the API's), validated."""
+    get = params.get
+    vm = (get("vm", "") or "").strip()
+    if vm:
+        try:
+            vm = str(uuid_mod.UUID(vm))
+        except ValueError:
+            raise ValidationError("vm must be a VM's UUID.", fields={"vm": ["a VM's UUID"]}) from None
+    ok_text = (get("ok", "") or "").strip().lower()
+    if ok_text not in ("", "true", "false", "1", "0", "yes", "no"):
+        raise ValidationError("ok must be true or false.", fields={"ok": ["true or false"]})
+    since, until = _when(get("since", "") or "", "since"), _when(get("until", "") or "", "until", end=True)
+    if since and until and since > until:
+        raise ValidationError("since must come before until.", fields={"until": ["before since"]})
+    return ActivityFilters(vm=vm, action=(get("action", "") or "").strip()[:64], user=(get("user", "") or "").strip()[:150],
+                           since=since, until=until, ok=None if not ok_text else ok_text in ("true", "1", "yes"))
+
+
+def activity_list(*, actor: Actor, filters: ActivityFilters | None = None) -> QuerySet[AuditEntry]:
+    """The audit entries ``actor`` may read, newest first: staff every entry; everyone else the entries of the
+    VMs they may see now (owned or shared) and their own actions. Two queries (the visible VMs, the entries)."""
+    entries = AuditEntry.objects.select_related("actor").order_by("-pk")
+    me = actor_id(actor)
+    if me is None:
+        return entries.none()
+    visible = vm_uuids_visible(actor)
+    if visible is not None:
+        entries = entries.filter(Q(actor_id=me) | Q(target_type="vm", target_id__in=sorted(visible)))
+    f = filters or ActivityFilters()
+    if f.vm:
+        entries = entries.filter(target_type="vm", target_id=f.vm)
+    if f.action:
+        entries = entries.filter(action__startswith=f.action)
+    if f.user:
+        entries = entries.filter(Q(actor__username=f.user) | Q(actor__isnull=True, actor_name=f.user))
+    if f.since:
+        entries = entries.filter(created__gte=f.since)
+    if f.until:
+        entries = entries.filter(created__lte=f.until)
+    if f.ok is not None:
+        entries = entries.filter(ok=f.ok)
+    return entries
+
+
+def activity_actions() -> list[str]:
+    """The actions the audit log knows (for the activity filter's suggestions; no names of anything)."""
+    return sorted(set(AuditEntry.objects.values_list("action", flat=True).distinct()))
+
+
+def activity_vm_choices(*, actor: Actor) -> list[tuple[str, str]]:
+    """(uuid, name) of the VMs ``actor`` may see, for the activity page's VM filter (one query)."""
+    records = VirtualMachine.objects.filter(vm_visible_q(actor)).order_by("name")
+    return [(str(u), n) for u, n in records.values_list("uuid", "name")]

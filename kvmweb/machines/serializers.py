@@ -4,7 +4,9 @@ from typing import Any
 
 from rest_framework import serializers
 
-from .selectors import VmDetail, VmRow
+from kvmweb.audit.models import AuditEntry
+
+from .selectors import ShareRow, VmDetail, VmRow
 
 
 class VmSummarySerializer(serializers.Serializer):
@@ -18,6 +20,7 @@ class VmSummarySerializer(serializers.Serializer):
     max_memory_kib = serializers.IntegerField(allow_null=True)
     host = serializers.CharField()
     owner = serializers.CharField(allow_null=True)
+    your_role = serializers.CharField(help_text="owner, staff, manager, operator or viewer")
     url = serializers.CharField()
 
     @staticmethod
@@ -25,7 +28,7 @@ class VmSummarySerializer(serializers.Serializer):
         return {
             "uuid": row.uuid, "name": row.name, "id": row.id, "state": row.state.slug, "state_label": row.state.label,
             "vcpus": row.vcpus, "memory_kib": row.memory_kib, "max_memory_kib": row.max_memory_kib,
-            "host": row.host.name, "owner": row.owner_name,
+            "host": row.host.name, "owner": row.owner_name, "your_role": row.role.label,
             "url": f"/api/v1/vms/{row.uuid}/",
         }
 
@@ -59,6 +62,8 @@ class VmDetailSerializer(serializers.Serializer):
     security_doi = serializers.CharField()
     host = serializers.CharField()
     owner = serializers.CharField(allow_null=True)
+    your_role = serializers.CharField(
+        help_text="what you may do with it: owner, staff (everything), manager, operator or viewer (a share)")
     notes = serializers.CharField()
     block_devices = BlockDeviceSerializer(many=True)
     vnc_display = serializers.CharField(allow_null=True, help_text="host:display, or null (console via portal only)")
@@ -74,7 +79,7 @@ class VmDetailSerializer(serializers.Serializer):
             "autostart": i.autostart, "managed_save": i.managed_save, "security_model": i.security_model,
             "security_doi": i.security_doi, "host": detail.record.host.name,
             "owner": detail.record.owner.get_username() if detail.record.owner else None,
-            "notes": detail.record.notes,
+            "your_role": detail.role.label, "notes": detail.record.notes,
             "block_devices": [{"target": b.target, "source": b.source, "device": b.device, "type": b.type,
                                "bus": b.bus, "format": b.format} for b in detail.disks],
             "vnc_display": detail.vnc.display if detail.vnc else None,
@@ -122,3 +127,46 @@ class ShutdownSerializer(serializers.Serializer):
     force_after = serializers.IntegerField(
         required=False, allow_null=True, min_value=1, max_value=3600,
         help_text="force the VM off if it is still running after this many seconds (a vm.shutdown job; 202)")
+
+
+class ShareSerializer(serializers.Serializer):
+    """A share of a VM: with one user or one group (by name), and a role."""
+
+    id = serializers.IntegerField(read_only=True)
+    user = serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=150)
+    group = serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=150)
+    role = serializers.ChoiceField(choices=["viewer", "operator", "manager"])
+    created_by = serializers.CharField(read_only=True, allow_null=True)
+    created = serializers.DateTimeField(read_only=True)
+
+    @staticmethod
+    def from_row(row: ShareRow) -> dict[str, Any]:
+        return {"id": row.id, "user": row.name if row.kind == "user" else None,
+                "group": row.name if row.kind == "group" else None, "role": row.role,
+                "created_by": row.created_by, "created": row.created.isoformat()}
+
+
+class ShareRoleSerializer(serializers.Serializer):
+    role = serializers.ChoiceField(choices=["viewer", "operator", "manager"])
+
+
+class ActivitySerializer(serializers.Serializer):
+    """One audit entry: who did what to which object, when, and how it ended."""
+
+    id = serializers.IntegerField()
+    created = serializers.DateTimeField()
+    user = serializers.CharField(allow_null=True, help_text="who did it (null: the system)")
+    action = serializers.CharField()
+    target_type = serializers.CharField()
+    target = serializers.CharField()
+    vm = serializers.CharField(allow_null=True, help_text="the VM's UUID, for entries about a VM")
+    host = serializers.CharField()
+    ok = serializers.BooleanField()
+    detail = serializers.CharField()
+
+    @staticmethod
+    def from_entry(e: AuditEntry) -> dict[str, Any]:
+        return {"id": e.pk, "created": e.created.isoformat(), "user": e.actor.get_username() if e.actor else e.actor_name or None,
+                "action": e.action, "target_type": e.target_type, "target": e.target,
+                "vm": e.target_id or None if e.target_type == "vm" else None, "host": e.host, "ok": e.ok,
+                "detail": e.detail}

@@ -10,11 +10,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser, Group
+from django.db import IntegrityError, transaction
 
 from kvmweb import hypervisor as hv
-from kvmweb.access.permissions import Actor, VmAction, may_create_for, require_login, require_vm
+from kvmweb.access.permissions import SHARE_ROLES, Actor, VmAction, may_create_for, require_login, require_vm
 from kvmweb.audit.services import audited
 from kvmweb.events.publish import publish
 from kvmweb.core.errors import ConflictError, NotFoundError, PermissionDeniedError, ServiceError, ValidationError
@@ -23,8 +24,8 @@ from kvmweb.hosts.services import host_connection
 from kvmweb.jobs.registry import undo_step
 
 from .handles import vm_handle
-from .models import VirtualMachine
-from .selectors import RecordsDrift, vm_get
+from .models import VirtualMachine, VmShare
+from .selectors import RecordsDrift, vm_audience, vm_get
 
 
 def vm_domain(vm: VirtualMachine) -> hv.Domain:
@@ -41,6 +42,26 @@ def vm_checked(actor: Actor, vm: VirtualMachine, action: VmAction) -> hv.Domain:
     require_login(actor)
     require_vm(actor, vm, action)
     return vm_domain(vm)
+
+
+def vm_recheck(*, actor_id: int | None, uuid: str, action: VmAction, what: str) -> VirtualMachine:
+    """Celery-started work asks again when it starts (and before a late step): the job's actor must still have the
+    role ``action`` needs on the VM. A share removed or lowered, or an account disabled, since the job was queued
+    fails the job here with words saying so, before it does anything (so its undo has nothing to undo).
+    ``what`` completes "may no longer ..." ("clone", "force off"). A missing record is a NotFoundError."""
+    record: VirtualMachine | None = (VirtualMachine.objects.select_related("host", "owner")
+                                     .filter(uuid=uuid_mod.UUID(str(uuid))).first())
+    if record is None:
+        raise NotFoundError("The virtual machine no longer exists.")
+    actor = get_user_model().objects.filter(pk=actor_id).first() if actor_id is not None else None
+    try:
+        require_vm(actor, record, action)
+    except (NotFoundError, PermissionDeniedError):
+        who = actor.get_username() if actor is not None else "The person who started this job"
+        raise PermissionDeniedError(
+            f"{who} may no longer {what} {record.name}: their access was removed or lowered after the job was "
+            "queued, so the job stopped before doing it.", code="access_lost") from None
+    return record
 
 
 def vm_audited(actor: Actor, action: str, vm: VirtualMachine):  # type: ignore[no-untyped-def]
@@ -197,12 +218,13 @@ def vm_delete(*, actor: Actor, vm: VirtualMachine, delete_volumes: bool = False)
                     result.kept.append(f"{info.source} (not in a storage pool)")
                 else:
                     volumes.append(volume)
+        audience = vm_audience(str(vm.uuid))  # before the record and its shares go
         dom.undefine()
         VirtualMachine.objects.filter(pk=vm.pk).delete()
         # The event listener sends libvirt's "undefined" too, but may read the record after it is gone (then only
-        # staff would hear of it): the owner's other tabs learn it from here.
+        # staff would hear of it): the other tabs of those who could see it learn it from here.
         gone = vm_state_event(hv.DomainEvent(vm.host.uri, str(vm.uuid), vm.name, "undefined", 0, None), vm.host)
-        transaction.on_commit(lambda: publish(gone, user_ids=[vm.owner_id]))
+        transaction.on_commit(lambda: publish(gone, user_ids=audience))
         for volume in volumes:
             try:
                 volume.delete()
@@ -213,6 +235,99 @@ def vm_delete(*, actor: Actor, vm: VirtualMachine, delete_volumes: bool = False)
         notes.extend(f"kept {p}" for p in result.kept)
         notes.extend(f"could not delete {p}" for p in result.failed)
     return result
+
+
+# ------------------------------------------------------------------------------------------------ sharing
+@dataclass(frozen=True)
+class ShareResult:
+    message: str
+    share_id: int | None = None
+
+
+def _share_target(user: AbstractBaseUser | str | None,
+                  group: Group | str | None) -> tuple[AbstractBaseUser | None, Group | None]:
+    """The user or the group a share is for, by object or by name; field errors for anything else."""
+    if (user is None or user == "") == (group is None or group == ""):
+        raise ValidationError("Share with one user or one group.",
+                              fields={"user": ["name a user or a group, not both"]})
+    if isinstance(user, str):
+        found = get_user_model().objects.filter(username=user.strip(), is_active=True).first()
+        if found is None:
+            raise ValidationError(f"There is no user {user.strip()!r}.", fields={"user": ["no such user"]})
+        return found, None
+    if isinstance(group, str):
+        named = Group.objects.filter(name=group.strip()).first()
+        if named is None:
+            raise ValidationError(f"There is no group {group.strip()!r}.", fields={"group": ["no such group"]})
+        return None, named
+    return user, group
+
+
+def _share_publish(vm: VirtualMachine, audience: list[int], what: str) -> None:
+    """Tell everyone who could or can now see ``vm`` that who may do what changed (their pages re-read it)."""
+    event = {"kind": "vm", "uuid": str(vm.uuid), "name": vm.name, "event": what, "host": vm.host.name}
+    transaction.on_commit(lambda: publish(event, user_ids=audience))
+
+
+def vm_share(*, actor: Actor, vm: VirtualMachine, user: AbstractBaseUser | str | None = None,
+             group: Group | str | None = None, role: str) -> ShareResult:
+    """Share ``vm`` with one user or one group (by object or name) as ``role`` (viewer, operator, manager), or
+    change the role of an existing share. Owner and staff only."""
+    require_login(actor)
+    require_vm(actor, vm, VmAction.SHARE)
+    if role not in SHARE_ROLES:
+        raise ValidationError(f"Unknown role {role!r}: use one of {', '.join(SHARE_ROLES)}.",
+                              fields={"role": [f"one of {', '.join(SHARE_ROLES)}"]})
+    target_user, target_group = _share_target(user, group)
+    if target_user is not None and target_user.pk == vm.owner_id:
+        raise ValidationError(f"{target_user.get_username()} owns {vm.name} already.",
+                              fields={"user": ["the owner has every right already"]})
+    who = f"group {target_group.name}" if target_group else (target_user.get_username() if target_user else "")
+    before = vm_audience(str(vm.uuid))
+    with vm_audited(actor, "vm.share", vm) as notes, transaction.atomic():
+        key = {"group": target_group} if target_group else {"user": target_user}
+        try:
+            share, made = VmShare.objects.update_or_create(
+                vm=vm, **key, defaults={"role": role}, create_defaults={"role": role, "created_by": actor})
+        except IntegrityError:
+            raise ConflictError(f"{vm.name} was shared with {who} at the same moment: try again.",
+                                code="share_conflict") from None
+        notes.append(f"{who} as {role}")
+    _share_publish(vm, sorted(set(before) | set(vm_audience(str(vm.uuid)))), "shared")
+    verb = "shared with" if made else "now shared with"
+    return ShareResult(message=f"{vm.name} is {verb} {who} as {role}.", share_id=share.pk)
+
+
+def vm_share_update(*, actor: Actor, vm: VirtualMachine, share_id: int, role: str) -> ShareResult:
+    """Change the role of share ``share_id`` of ``vm``."""
+    share = _share_get(actor, vm, share_id)
+    return vm_share(actor=actor, vm=vm, user=share.user, group=share.group, role=role)
+
+
+def _share_get(actor: Actor, vm: VirtualMachine, share_id: int | str) -> VmShare:
+    require_login(actor)
+    require_vm(actor, vm, VmAction.SHARE)
+    try:
+        key = int(share_id)
+    except (TypeError, ValueError):
+        key = 0
+    share: VmShare | None = VmShare.objects.select_related("user", "group").filter(vm=vm, pk=key).first()
+    if share is None:
+        raise NotFoundError(f"{vm.name} has no such share.")
+    return share
+
+
+def vm_unshare(*, actor: Actor, vm: VirtualMachine, share_id: int | str) -> ShareResult:
+    """Remove share ``share_id`` of ``vm``: its user (or the group's members) lose what it gave them at once;
+    work of theirs already queued fails when it starts (it checks again)."""
+    share = _share_get(actor, vm, share_id)
+    who = f"group {share.group.name}" if share.group else (share.user.get_username() if share.user else "")
+    before = vm_audience(str(vm.uuid))
+    with vm_audited(actor, "vm.unshare", vm) as notes:
+        share.delete()
+        notes.append(f"{who} (was {share.role})")
+    _share_publish(vm, before, "unshared")
+    return ShareResult(message=f"{vm.name} is no longer shared with {who}.")
 
 
 def vm_record_claim(*, host: Host, uuid: str, name: str, owner_id: int | None) -> VirtualMachine:
@@ -234,8 +349,11 @@ def vm_define(*, actor: Actor, host: Host, doc: hv.DomainDocument,
     if not may_create_for(actor, owner):
         raise PermissionDeniedError("Only staff can create virtual machines for someone else.")
     doc.validate()
+    if not doc.uuid:  # chosen here rather than by libvirt, so the audit entry names the VM it made
+        doc.uuid = str(uuid_mod.uuid4())
     conn = host_connection(host)
-    with audited(actor=actor, action="vm.define", target_type="vm", target=doc.name or "", host=host.uri):
+    with audited(actor=actor, action="vm.define", target_type="vm", target=f"{doc.name or ''} {doc.uuid}",
+                 host=host.uri):
         if hv.domain_exists(conn, doc.name or ""):
             raise ConflictError(f"A virtual machine named {doc.name} already exists on {host}.", code="name_taken")
         dom = hv.domain_define(conn, doc)

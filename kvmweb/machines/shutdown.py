@@ -18,7 +18,7 @@ from django.db import transaction
 
 from kvmweb import hypervisor as hv
 from kvmweb.access.permissions import Actor, VmAction
-from kvmweb.core.errors import ConflictError, ValidationError
+from kvmweb.core.errors import ConflictError, NotFoundError, ValidationError
 from kvmweb.hosts.models import Host
 from kvmweb.hosts.services import host_connection
 from kvmweb.jobs.models import Job
@@ -26,7 +26,7 @@ from kvmweb.jobs.runner import JobCancelled, JobContext
 from kvmweb.jobs.services import job_create, job_log, job_queue_check
 
 from .models import VirtualMachine
-from .services import vm_audited, vm_checked
+from .services import vm_audited, vm_checked, vm_recheck
 
 KIND = "vm.shutdown"
 MAX_FORCE_AFTER = 3600  # seconds
@@ -92,10 +92,23 @@ def _gone(ctx: JobContext, name: str, elapsed: float) -> dict[str, Any]:
     return {"forced": False, "seconds": round(elapsed)}
 
 
+def _still_allowed(ctx: JobContext) -> bool:
+    """The job's actor may still operate the VM (checked when the job starts and again before forcing off); False
+    when the VM's record is gone. A share removed meanwhile fails the job (PermissionDeniedError)."""
+    try:
+        vm_recheck(actor_id=ctx.job.actor_id, uuid=str(ctx.params["uuid"]), action=VmAction.OPERATE,
+                   what="force off")
+    except NotFoundError:
+        return False
+    return True
+
+
 def vm_shutdown_run(ctx: JobContext) -> dict[str, Any]:
     p = ctx.params
     name, deadline, sent = str(p["name"]), int(p["force_after"]), float(p["sent_at"])
     host = Host.objects.get(pk=p["host_id"])
+    if not _still_allowed(ctx):
+        return _gone(ctx, name, time.time() - sent)
     try:
         dom = hv.domain_lookup(host_connection(host), str(p["uuid"]))
     except hv.DomainNotFound:
@@ -111,6 +124,8 @@ def vm_shutdown_run(ctx: JobContext) -> dict[str, Any]:
             ctx.log(f"The guest shut down after {elapsed:.0f} s.")
             return {"forced": False, "seconds": round(elapsed)}
         if elapsed >= deadline:
+            if not _still_allowed(ctx):
+                return _gone(ctx, name, elapsed)
             try:
                 dom.destroy()
             except hv.DomainNotFound:

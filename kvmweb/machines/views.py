@@ -13,16 +13,21 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from kvmweb.access.permissions import SHARE_ROLES, VmAction, role_abilities, role_check
 from kvmweb.accounts.selectors import quota_summary
 from kvmweb.core.errors import ServiceError
-from kvmweb.core.views import run_service
+from kvmweb.core.views import run_service, submit
 from kvmweb.hosts.selectors import host_queryset
 from kvmweb.jobs.selectors import jobs_unfinished_by_target
 from kvmweb.hypervisor import DomainState
 
 from . import services
-from .forms import DeleteForm, parse_filters
-from .selectors import VmList, vm_activity, vm_detail, vm_get, vm_list
+from .models import VirtualMachine
+from .forms import DeleteForm, ShareForm, ShareRoleForm, parse_filters
+from .selectors import (
+    ActivityFilters, VmList, activity_actions, activity_list, activity_vm_choices, parse_activity_filters,
+    vm_activity, vm_detail, vm_get, vm_list, vm_share_hint, vm_shares,
+)
 from .shutdown import vm_shutdown_deadline
 
 # The list's bulk actions, in the order the toolbar shows them (each is a service of services.BULK_ACTIONS).
@@ -64,10 +69,15 @@ def vm_list_view(request: HttpRequest) -> HttpResponse:
     return render(request, "machines/list.html", context)
 
 
-def _page_context(request: HttpRequest, uuid: str) -> dict[str, object]:
+def _page_context(request: HttpRequest, uuid: str, *, share_form: ShareForm | None = None) -> dict[str, object]:
     detail = vm_detail(actor=request.user, uuid=uuid)
-    return {"d": detail, "info": detail.info, "vm": detail.record,
-            "activity": vm_activity(actor=request.user, vm=detail.record),
+    vm = detail.record
+    may = role_abilities(detail.role)
+    return {"d": detail, "info": detail.info, "vm": vm, "may": may,
+            "activity": vm_activity(actor=request.user, vm=vm),
+            "shares": vm_shares(actor=request.user, vm=vm) if may["share"] else [],
+            "share_hint": vm_share_hint(actor=request.user, vm=vm),
+            "share_form": share_form or ShareForm(), "share_roles": SHARE_ROLES,
             "shutdown_timeout": settings.KVMWEB_SHUTDOWN_TIMEOUT}
 
 
@@ -80,7 +90,8 @@ def vm_detail_view(request: HttpRequest, uuid: str) -> HttpResponse:
 # The VM page's parts, re-read by the page when the VM changes (static/events/events.js): each is rendered by the
 # same template the page includes, from the same reads.
 PARTS = {"header": "machines/_header.html", "overview": "machines/_overview.html", "activity": "machines/_activity.html",
-         "advanced": "machines/_advanced.html", "console": "console/_vm_section.html"}
+         "advanced": "machines/_advanced.html", "console": "console/_vm_section.html",
+         "sharing": "machines/_sharing.html"}
 
 
 @login_required
@@ -112,7 +123,7 @@ def _back(request: HttpRequest, default: str) -> HttpResponse:
 @login_required
 @require_POST
 def vm_action_view(request: HttpRequest, uuid: str, action: str) -> HttpResponse:
-    vm = vm_get(actor=request.user, uuid=uuid)
+    vm = vm_get(actor=request.user, uuid=uuid, action=VmAction.OPERATE)
     if action == "shutdown" and request.POST.get("deadline"):  # "then force off after N s": a job
         run_service(request, lambda: vm_shutdown_deadline(actor=request.user, vm=vm,
                                                           force_after=request.POST.get("force_after")))
@@ -133,11 +144,50 @@ def vm_bulk_view(request: HttpRequest) -> HttpResponse:
     return _back(request, reverse("machines:list"))
 
 
+# ------------------------------------------------------------------------------------------------ sharing
+def _sharing(vm: VirtualMachine) -> HttpResponse:
+    return redirect(reverse("machines:detail", kwargs={"uuid": vm.uuid}) + "#vm-sharing")
+
+
+@login_required
+@require_POST
+def vm_share_add_view(request: HttpRequest, uuid: str) -> HttpResponse:
+    """Share the VM with a user or a group, or change the role of a share it has. A refusal re-renders the page
+    with the form's errors on its fields."""
+    vm = vm_get(actor=request.user, uuid=uuid, action=VmAction.SHARE)
+    form = ShareForm(request.POST)
+    if form.is_valid():
+        data = form.cleaned_data
+        if run_service(request, lambda: services.vm_share(actor=request.user, vm=vm, user=data["user"] or None,
+                                                          group=data["group"] or None, role=data["role"]),
+                       form=form) is not None:
+            return _sharing(vm)
+    return render(request, "machines/detail.html", _page_context(request, uuid, share_form=form), status=400)
+
+
+@login_required
+@require_POST
+def vm_share_change_view(request: HttpRequest, uuid: str, pk: int) -> HttpResponse:
+    vm = vm_get(actor=request.user, uuid=uuid, action=VmAction.SHARE)
+    submit(request, ShareRoleForm, lambda f: services.vm_share_update(actor=request.user, vm=vm, share_id=pk,
+                                                                     role=f.cleaned_data["role"]))
+    return _sharing(vm)
+
+
+@login_required
+@require_POST
+def vm_share_remove_view(request: HttpRequest, uuid: str, pk: int) -> HttpResponse:
+    vm = vm_get(actor=request.user, uuid=uuid, action=VmAction.SHARE)
+    run_service(request, lambda: services.vm_unshare(actor=request.user, vm=vm, share_id=pk))
+    return _sharing(vm)
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def vm_delete_view(request: HttpRequest, uuid: str) -> HttpResponse:
     detail = vm_detail(actor=request.user, uuid=uuid)
     vm = detail.record
+    role_check(detail.role, VmAction.DELETE)  # a role below owner: 403 before the form
     form = DeleteForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         result = run_service(request, lambda: services.vm_delete(
@@ -147,3 +197,24 @@ def vm_delete_view(request: HttpRequest, uuid: str) -> HttpResponse:
                 messages.warning(request, f"Could not delete {failure}")
             return redirect(reverse("machines:list"))
     return render(request, "machines/delete.html", {"d": detail, "vm": vm, "info": detail.info, "form": form})
+
+
+# ------------------------------------------------------------------------------------------------ activity
+@login_required
+@require_GET
+def activity_view(request: HttpRequest) -> HttpResponse:
+    """Who did what: the audit entries of the VMs the reader may see and their own actions (staff: all), filtered
+    and paginated."""
+    try:
+        filters = parse_activity_filters(request.GET)
+    except ServiceError as exc:
+        messages.error(request, exc.detail)
+        filters = ActivityFilters()
+    entries = activity_list(actor=request.user, filters=filters)
+    page = Paginator(entries, settings.KVMWEB_PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(request, "machines/activity.html", {
+        "page": page, "filters": filters, "query": query.urlencode(), "raw": request.GET,
+        "vms": activity_vm_choices(actor=request.user), "actions": activity_actions(),
+    })

@@ -8,7 +8,7 @@ from kvmweb import hypervisor as hv
 from kvmweb.core.errors import NotFoundError
 from kvmweb.hosts.models import Host
 from kvmweb.hosts.services import host_connection
-from kvmweb.access.permissions import Actor, is_authenticated, is_staff
+from kvmweb.access.permissions import Actor, VmNames, is_authenticated, is_staff, vm_names, vm_uuids_visible
 
 from .models import IsoImage
 
@@ -43,10 +43,12 @@ def iso_get(*, actor: Actor, pk: int | str) -> IsoImage:
     return iso
 
 
-def iso_users(host: Host) -> dict[str, list[str]]:
-    """path → names of the domains that have it in a drive (one listing of the host's domain disks)."""
+def iso_users(host: Host, *, actor: Actor) -> dict[str, VmNames]:
+    """path → the domains that have it in a drive (one listing of the host's domain disks, one query): named when
+    ``actor`` may see them, counted otherwise."""
     try:
         users = hv.domain_disk_users(host_connection(host))
     except hv.HypervisorError:
         return {}
-    return {path: sorted({u.domain_name for u in uses}) for path, uses in users.items()}
+    visible = vm_uuids_visible(actor, host_id=host.pk)
+    return {path: vm_names(((u.domain_uuid, u.domain_name) for u in uses), visible) for path, uses in users.items()}

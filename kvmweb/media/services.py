@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 
@@ -303,6 +304,10 @@ def iso_register(*, actor: Actor, host: Host, path: str, name: str = "") -> IsoI
 # -- the import job (runs in the Celery worker) --------------------------------------------------------------
 def iso_import_run(ctx: JobContext) -> dict[str, Any]:
     p = ctx.params
+    actor = get_user_model().objects.filter(pk=ctx.job.actor_id).first() if ctx.job.actor_id else None
+    if not is_staff(actor):  # checked again when the job starts: staff status may have been taken away meanwhile
+        raise PermissionDeniedError("Only staff can register files already on a host: the job's starter no longer "
+                                    "is, so the job stopped before doing anything.")
     iso = IsoImage.objects.select_related("host").filter(pk=p["iso_id"], complete=False).first()
     if iso is None:
         raise ConflictError("The medium was removed from the ISO library before its import began.")
@@ -367,9 +372,9 @@ def iso_delete(*, actor: Actor, iso: IsoImage) -> None:
     """Remove a medium: refused while a VM has it in a drive. Uploaded files are deleted; registered files are
     only forgotten (the portal never deletes a file it did not make)."""
     _may_change(actor, iso)
-    users = iso_users(iso.host).get(iso.path, [])
+    users = iso_users(iso.host, actor=actor).get(iso.path)
     if users:
-        raise ConflictError(f"{iso.name} is in use by {', '.join(users)}: eject it there first.", code="in_use")
+        raise ConflictError(f"{iso.name} is in use by {users}: eject it there first.", code="in_use")
     job = iso_job(iso) if not iso.complete else None
     importing = job is not None and job.kind == IMPORT and not job.finished_state
     if importing:

@@ -31,8 +31,8 @@ class RegisterForm(forms.Form):
 @require_GET
 def iso_list_view(request: HttpRequest) -> HttpResponse:
     hosts = list(host_queryset())
-    users: dict[int, dict[str, list[str]]] = {h.pk: iso_users(h) for h in hosts}
-    rows = [(iso, users.get(iso.host_id, {}).get(iso.path, []), None if iso.complete else services.iso_job(iso))
+    users = {h.pk: iso_users(h, actor=request.user) for h in hosts}
+    rows = [(iso, users.get(iso.host_id, {}).get(iso.path), None if iso.complete else services.iso_job(iso))
             for iso in iso_list(actor=request.user)]
     return render(request, "media/list.html", {
         "rows": rows, "hosts": hosts, "can_upload": services.can_upload(request.user),

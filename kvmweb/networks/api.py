@@ -10,6 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from kvmweb import hypervisor as hv
+from kvmweb.access.permissions import VmAction
 from kvmweb.core.errors import ValidationError
 from kvmweb.machines.selectors import vm_get
 
@@ -269,7 +270,7 @@ class VmNicListApi(APIView):
     @extend_schema(request=NicAddSerializer, responses={201: NicResultSerializer},
                    summary="Add a NIC (virsh attach-interface --config [--live])")
     def post(self, request: Request, uuid: str) -> Response:
-        vm = vm_get(actor=request.user, uuid=uuid)
+        vm = vm_get(actor=request.user, uuid=uuid, action=VmAction.MANAGE)
         d = _valid(NicAddSerializer, request)
         result = services.nic_attach(actor=request.user, vm=vm, network=d["network"], model=d["model"],
                                      mac=d["mac"] or None)
@@ -280,7 +281,7 @@ class VmNicDetachApi(APIView):
     @extend_schema(request=NicTargetSerializer, responses=NicResultSerializer,
                    summary="Remove a NIC by MAC (virsh detach-interface --config [--live])")
     def post(self, request: Request, uuid: str) -> Response:
-        vm = vm_get(actor=request.user, uuid=uuid)
+        vm = vm_get(actor=request.user, uuid=uuid, action=VmAction.MANAGE)
         result = services.nic_detach(actor=request.user, vm=vm, mac=_valid(NicTargetSerializer, request)["mac"])
         return Response(_nic_result(result))
 
@@ -289,7 +290,7 @@ class VmNicLinkApi(APIView):
     @extend_schema(request=NicLinkSerializer, responses=NicResultSerializer,
                    summary="Link up/down (virsh domif-setlink)")
     def post(self, request: Request, uuid: str) -> Response:
-        vm = vm_get(actor=request.user, uuid=uuid)
+        vm = vm_get(actor=request.user, uuid=uuid, action=VmAction.MANAGE)
         d = _valid(NicLinkSerializer, request)
         up = d["up"]
         result = services.nic_set_link(actor=request.user, vm=vm, mac=d["mac"], up=up)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from kvmweb import hypervisor as hv
-from kvmweb.access.permissions import Actor, VmAction, is_authenticated, is_staff, require_vm, vm_may
+from kvmweb.access.permissions import Actor, VmAction, is_authenticated, is_staff, require_vm, vm_uuids_visible
 from kvmweb.core.errors import NotFoundError
 from kvmweb.hosts.models import Host
 from kvmweb.hosts.selectors import host_get, host_queryset
@@ -56,12 +56,11 @@ def _allowed_names(host: Host) -> set[str]:
 
 
 def _attachments(actor: Actor, host: Host, conn: hv.Connection) -> dict[str, list[AttachedVm]]:
-    """network name → the VMs ``actor`` may see with a NIC on it."""
-    records = {str(r.uuid): r for r in VirtualMachine.objects.filter(host=host).select_related("owner")}
+    """network name → the VMs ``actor`` may see with a NIC on it (one query for which, whatever their number)."""
+    visible = vm_uuids_visible(actor, host_id=host.pk)
     result: dict[str, list[AttachedVm]] = {}
     for dom in hv.domain_nics_all(conn):
-        record = records.get(dom.uuid)
-        if not is_staff(actor) and (record is None or not vm_may(actor, record, VmAction.VIEW)):
+        if visible is not None and dom.uuid not in visible:
             continue
         by_net: dict[str, list[str]] = {}
         for nic in dom.nics:

@@ -240,8 +240,8 @@ def nic_detach(*, actor: Actor, vm: VirtualMachine, mac: str) -> NicResult:
 
 
 def nic_set_link(*, actor: Actor, vm: VirtualMachine, mac: str, up: bool) -> NicResult:
-    """``virsh domif-setlink``: the guest sees its cable plugged in or pulled out."""
-    dom = vm_checked(actor, vm, VmAction.OPERATE)
+    """``virsh domif-setlink``: the guest sees its cable plugged in or pulled out (a change to its NICs: manager)."""
+    dom = vm_checked(actor, vm, VmAction.MANAGE)
     with vm_audited(actor, "vm.nic_link_up" if up else "vm.nic_link_down", vm) as notes:
         found = _find_nic(dom, vm, mac)
         if found.kind != "network":

@@ -8,7 +8,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from kvmweb.access.permissions import is_staff, require_staff
+from kvmweb.access.permissions import VmAction, is_staff, require_staff, role_abilities, vm_role
 from kvmweb.core.views import form_invalid_messages, run_service
 from kvmweb.hosts.selectors import host_queryset
 from kvmweb.machines.selectors import vm_get
@@ -100,13 +100,14 @@ def vm_nics_view(request: HttpRequest, uuid: str) -> HttpResponse:
     nics = vm_nics(actor=request.user, vm=vm)
     form = NicForm(networks=[n.name for n in nics.networks])
     template = "networks/_nics.html" if request.headers.get("HX-Request") else "networks/nics.html"
-    return render(request, template, {"vm": vm, "n": nics, "form": form})
+    return render(request, template, {"vm": vm, "n": nics, "form": form,
+                                      "may": role_abilities(vm_role(request.user, vm))})
 
 
 @login_required
 @require_POST
 def vm_nic_add_view(request: HttpRequest, uuid: str) -> HttpResponse:
-    vm = vm_get(actor=request.user, uuid=uuid)
+    vm = vm_get(actor=request.user, uuid=uuid, action=VmAction.MANAGE)
     form = NicForm(request.POST, networks=[request.POST.get("network", "")])
     if form.is_valid():
         run_service(request, lambda: services.nic_attach(
@@ -118,7 +119,7 @@ def vm_nic_add_view(request: HttpRequest, uuid: str) -> HttpResponse:
 
 
 def _nic_change(request: HttpRequest, uuid: str, change: Callable[..., services.NicResult]) -> HttpResponse:
-    vm = vm_get(actor=request.user, uuid=uuid)
+    vm = vm_get(actor=request.user, uuid=uuid, action=VmAction.MANAGE)
     form = NicTargetForm(request.POST)
     if form.is_valid():
         run_service(request, lambda: change(actor=request.user, vm=vm, mac=form.cleaned_data["mac"]))

@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from kvmweb import hypervisor as hv
+from kvmweb.access.permissions import VmAction
 from kvmweb.core.api import MAX_PIECE, byte_offset, piece_length, request_chunks, stream_response
 from kvmweb.core.errors import ValidationError
 from kvmweb.hosts.models import Host
@@ -236,7 +237,7 @@ class VmDisksApi(APIView):
 
     @extend_schema(request=DiskAttachSerializer, summary="Attach a new or existing volume as a disk")
     def post(self, request: Request, uuid: str) -> Response:
-        vm = vm_get(actor=request.user, uuid=uuid)
+        vm = vm_get(actor=request.user, uuid=uuid, action=VmAction.MANAGE)
         body = _body(DiskAttachSerializer, request)
         if body["new"]:
             result = services.disk_attach_new(actor=request.user, vm=vm, pool=body["pool"], name=body["volume"],
@@ -250,7 +251,7 @@ class VmDisksApi(APIView):
 class VmDiskDetachApi(APIView):
     @extend_schema(request=TargetSerializer, summary="Detach a disk (its volume stays)")
     def post(self, request: Request, uuid: str) -> Response:
-        vm = vm_get(actor=request.user, uuid=uuid)
+        vm = vm_get(actor=request.user, uuid=uuid, action=VmAction.MANAGE)
         target = _body(TargetSerializer, request)["target"]
         return Response(_disk_json(services.disk_detach(actor=request.user, vm=vm, target=target)))
 
@@ -258,7 +259,7 @@ class VmDiskDetachApi(APIView):
 class VmDiskResizeApi(APIView):
     @extend_schema(request=DiskResizeSerializer, summary="Grow a disk (online when the VM runs)")
     def post(self, request: Request, uuid: str) -> Response:
-        vm = vm_get(actor=request.user, uuid=uuid)
+        vm = vm_get(actor=request.user, uuid=uuid, action=VmAction.MANAGE)
         body = _body(DiskResizeSerializer, request)
         return Response(resize_json(services.disk_resize(actor=request.user, vm=vm, target=body["target"],
                                                          size=body["size"])))
@@ -267,7 +268,7 @@ class VmDiskResizeApi(APIView):
 class VmDiskBusApi(APIView):
     @extend_schema(request=BusSerializer, summary="Move a disk to another bus (VM shut off)")
     def post(self, request: Request, uuid: str) -> Response:
-        vm = vm_get(actor=request.user, uuid=uuid)
+        vm = vm_get(actor=request.user, uuid=uuid, action=VmAction.MANAGE)
         body = _body(BusSerializer, request)
         result = services.disk_set_bus(actor=request.user, vm=vm, target=body["target"], bus=body["bus"])
         return Response(_disk_json(result))
@@ -276,7 +277,7 @@ class VmDiskBusApi(APIView):
 class VmCdromApi(APIView):
     @extend_schema(request=CdromSerializer, summary="Insert, change or eject (empty volume) CD-ROM media")
     def post(self, request: Request, uuid: str) -> Response:
-        vm = vm_get(actor=request.user, uuid=uuid)
+        vm = vm_get(actor=request.user, uuid=uuid, action=VmAction.OPERATE)
         body = _body(CdromSerializer, request)
         if body.get("volume") or body.get("iso") is not None:
             result = services.cdrom_insert(actor=request.user, vm=vm, target=body["target"],
@@ -299,7 +300,7 @@ class VmCdromAddApi(APIView):
     @extend_schema(request=CdromAddSerializer, summary=(
         "Add a CD-ROM drive, empty or loaded (virt-xml --add-device --disk device=cdrom); next boot if running"))
     def post(self, request: Request, uuid: str) -> Response:
-        vm = vm_get(actor=request.user, uuid=uuid)
+        vm = vm_get(actor=request.user, uuid=uuid, action=VmAction.MANAGE)
         body = _body(CdromAddSerializer, request)
         change = services.cdrom_add(actor=request.user, vm=vm, bus=body["bus"], pool=body.get("pool") or "",
                                     name=body.get("volume") or "", iso_id=body.get("iso"))
@@ -310,7 +311,7 @@ class VmCdromRemoveApi(APIView):
     @extend_schema(request=TargetSerializer, summary="Remove a CD-ROM drive (its medium's file stays); next boot if "
                                                      "running")
     def post(self, request: Request, uuid: str) -> Response:
-        vm = vm_get(actor=request.user, uuid=uuid)
+        vm = vm_get(actor=request.user, uuid=uuid, action=VmAction.MANAGE)
         change = services.cdrom_remove(actor=request.user, vm=vm, target=_body(TargetSerializer, request)["target"])
         return Response(_drive_json(change))
 
@@ -318,7 +319,7 @@ class VmCdromRemoveApi(APIView):
 class VmBootOrderApi(APIView):
     @extend_schema(request=BootOrderSerializer, summary="Set the boot order (next boot)")
     def post(self, request: Request, uuid: str) -> Response:
-        vm = vm_get(actor=request.user, uuid=uuid)
+        vm = vm_get(actor=request.user, uuid=uuid, action=VmAction.MANAGE)
         order = _body(BootOrderSerializer, request)["order"]
         result = services.boot_order_set(actor=request.user, vm=vm, order=order)
         return Response({"detail": result.message, "order": result.order})
@@ -328,7 +329,7 @@ class VmCloneApi(APIView):
     @extend_schema(request=CloneSerializer, responses=JobSerializer, summary=(
         "Clone a VM as a job (virt-clone --original SRC --name NEW --auto-clone); full copy or linked overlay"))
     def post(self, request: Request, uuid: str) -> Response:
-        vm = vm_get(actor=request.user, uuid=uuid)
+        vm = vm_get(actor=request.user, uuid=uuid, action=VmAction.MANAGE)
         body = _body(CloneSerializer, request)
         job = clone.vm_clone(actor=request.user, vm=vm, name=body.get("name") or "", mode=body["mode"],
                                 pause_source=body["pause_source"])

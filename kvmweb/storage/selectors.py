@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kvmweb import hypervisor as hv
-from kvmweb.access.permissions import Actor, actor_id, is_authenticated, is_staff
+from kvmweb.access.permissions import Actor, VmNames, actor_id, is_authenticated, is_staff, vm_names, vm_uuids_visible
 from kvmweb.accounts.selectors import Usage, usage_provider
 from kvmweb.core.errors import NotFoundError
 from kvmweb.hosts.models import Host
@@ -60,7 +60,9 @@ class VolumeRow:
     info: hv.VolumeInfo
     users: tuple[hv.DiskUse, ...]  # domains that have this file as a disk
     owner_name: str = ""  # the portal user it belongs to, if recorded
-    vms: tuple[VirtualMachine, ...] = field(default=())  # portal records of ``users``, where known
+    vms: tuple[VirtualMachine, ...] = field(default=())  # portal records of ``users`` the reader may see
+    names: VmNames = VmNames(())  # the names of ``users`` the reader may see, and how many others
+    visible_users: tuple[hv.DiskUse, ...] = ()  # the ``users`` the reader may see (lists and the API name these)
 
     @property
     def name(self) -> str:
@@ -72,7 +74,8 @@ class VolumeRow:
 
     @property
     def used_by_names(self) -> str:
-        return ", ".join(u.domain_name for u in self.users)
+        """Who uses it, as the reader may know: the VMs they may see by name, the others counted."""
+        return str(self.names)
 
     @property
     def is_iso(self) -> bool:
@@ -81,15 +84,25 @@ class VolumeRow:
 
 @dataclass
 class _Owners:
-    """Who owns what on one host, read in two queries."""
+    """Who owns what on one host, and which VMs the reader may see, read in three queries."""
 
     volume_owner: dict[tuple[str, str], int]
     volume_owner_name: dict[tuple[str, str], str]
     vm_owner: dict[str, int | None]
     vm_record: dict[str, VirtualMachine]
+    visible: set[str] | None  # the reader's visible VMs (None: staff, all)
+
+    def row(self, info: hv.VolumeInfo, uses: tuple[hv.DiskUse, ...]) -> VolumeRow:
+        """A volume with who uses it, named only as far as the reader may see those VMs."""
+        seen = tuple(u for u in uses if self.visible is None or u.domain_uuid in self.visible)
+        return VolumeRow(
+            info=info, users=uses, owner_name=self.volume_owner_name.get((info.pool, info.name), ""),
+            vms=tuple(self.vm_record[u.domain_uuid] for u in seen if u.domain_uuid in self.vm_record),
+            names=vm_names(((u.domain_uuid, u.domain_name) for u in uses), self.visible), visible_users=seen,
+        )
 
 
-def _owners(host: Host) -> _Owners:
+def _owners(host: Host, actor: Actor) -> _Owners:
     vols = VolumeOwner.objects.filter(host=host).select_related("owner")
     vms = VirtualMachine.objects.filter(host=host).select_related("owner")
     return _Owners(
@@ -97,6 +110,7 @@ def _owners(host: Host) -> _Owners:
         volume_owner_name={(v.pool, v.name): v.owner.get_username() for v in vols},
         vm_owner={str(v.uuid): v.owner_id for v in vms},
         vm_record={str(v.uuid): v for v in vms},
+        visible=vm_uuids_visible(actor, host_id=host.pk),
     )
 
 
@@ -114,14 +128,7 @@ def _rows(host: Host, pool: hv.Pool, owners: _Owners,
           users: dict[str, list[hv.DiskUse]] | None = None) -> list[VolumeRow]:
     if users is None:
         users = hv.domain_disk_users(host_connection(host))
-    rows = []
-    for info in pool.volumes():
-        uses = tuple(users.get(info.path, ()))
-        rows.append(VolumeRow(
-            info=info, users=uses, owner_name=owners.volume_owner_name.get((pool.name, info.name), ""),
-            vms=tuple(owners.vm_record[u.domain_uuid] for u in uses if u.domain_uuid in owners.vm_record),
-        ))
-    return rows
+    return [owners.row(info, tuple(users.get(info.path, ()))) for info in pool.volumes()]
 
 
 def volume_list(*, actor: Actor, host: Host, pool: str) -> list[VolumeRow]:
@@ -131,13 +138,13 @@ def volume_list(*, actor: Actor, host: Host, pool: str) -> list[VolumeRow]:
     handle = pool_handle(actor=actor, host=host, name=pool)
     if not handle.is_active():
         return []
-    owners = _owners(host)
+    owners = _owners(host, actor)
     return [r for r in _rows(host, handle, owners) if _may_use(actor, r, owners)]
 
 
 def iso_list(*, actor: Actor, host: Host) -> list[VolumeRow]:
     """ISO images (``*.iso``) in the running pools open to ``actor``: shared media anyone with access may insert."""
-    owners = _owners(host)
+    owners = _owners(host, actor)
     users = hv.domain_disk_users(host_connection(host))
     result = []
     for row in pool_list(actor=actor, host=host):
@@ -155,10 +162,8 @@ def volume_get(*, actor: Actor, host: Host, pool: str, name: str) -> VolumeRow:
         info = handle.volume(name).info(pool=handle.name)
     except (hv.VolumeNotFound, hv.InvalidRequest):
         raise NotFoundError(f"No volume {name!r} in pool {pool}.") from None
-    owners = _owners(host)
-    uses = tuple(hv.domain_disk_users(host_connection(host)).get(info.path, ()))
-    row = VolumeRow(info=info, users=uses, owner_name=owners.volume_owner_name.get((handle.name, info.name), ""),
-                    vms=tuple(owners.vm_record[u.domain_uuid] for u in uses if u.domain_uuid in owners.vm_record))
+    owners = _owners(host, actor)
+    row = owners.row(info, tuple(hv.domain_disk_users(host_connection(host)).get(info.path, ())))
     if not _may_use(actor, row, owners):
         raise NotFoundError(f"No volume {name!r} in pool {pool}.")
     return row
@@ -218,7 +223,7 @@ def vm_disks(*, actor: Actor, vm: VirtualMachine, choices: bool = True) -> VmDis
     if choices:
         result.library = list(library_isos(actor=actor, host=vm.host, complete_only=True))
         result.pools = [p for p in pools.values() if p.info.active]
-        owners = _owners(vm.host)
+        owners = _owners(vm.host, actor)
         users = hv.domain_disk_users(conn)
         for pool in result.pools:
             handle = hv.pool_lookup(conn, pool.name)

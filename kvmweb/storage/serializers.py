@@ -134,7 +134,9 @@ def volume_json(row: VolumeRow | hv.VolumeInfo) -> dict[str, Any]:
         "capacity": info.capacity, "allocation": info.allocation, "backing_file": info.backing_path,
     }
     if isinstance(row, VolumeRow):
-        data["used_by"] = [{"uuid": u.domain_uuid, "name": u.domain_name, "target": u.target} for u in row.users]
+        data["used_by"] = [{"uuid": u.domain_uuid, "name": u.domain_name, "target": u.target}
+                           for u in row.visible_users]
+        data["used_by_others"] = row.names.hidden  # VMs the reader may not see: counted, never named
         data["owner"] = row.owner_name or None
     return data
 

@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from kvmweb import hypervisor as hv
-from kvmweb.access.permissions import is_staff
+from kvmweb.access.permissions import VmAction, is_staff, role_abilities, vm_role
 from kvmweb.core.api import stream_response
 from kvmweb.core.views import run_service, submit
 from kvmweb.hosts.models import Host
@@ -181,10 +181,11 @@ def volume_download_view(request: HttpRequest, host_id: int, name: str, volume: 
 def vm_disks_view(request: HttpRequest, uuid: str) -> HttpResponse:
     """The VM page's disks section (loaded by htmx), with the forms that change them."""
     vm = vm_get(actor=request.user, uuid=uuid)
-    disks = selectors.vm_disks(actor=request.user, vm=vm)
+    may = role_abilities(vm_role(request.user, vm))
+    disks = selectors.vm_disks(actor=request.user, vm=vm, choices=may["operate"])  # a viewer chooses nothing
     boot = disks.boot + ["", "", ""]
     context = {
-        "vm": vm, "disks": disks, "resize_form": DiskResizeForm(),
+        "vm": vm, "disks": disks, "resize_form": DiskResizeForm(), "may": may,
         "boot_form": BootOrderForm(initial={"first": boot[0] or "hd", "second": boot[1], "third": boot[2]}),
         "buses": list(hv.DISK_BUSES), "cdrom_buses": list(hv.CDROM_BUSES),
     }
@@ -192,11 +193,13 @@ def vm_disks_view(request: HttpRequest, uuid: str) -> HttpResponse:
     return render(request, template, context)
 
 
-def _vm_op(form_class: type[forms.Form], run: Callable[..., Any]):  # type: ignore[no-untyped-def]
+def _vm_op(form_class: type[forms.Form], run: Callable[..., Any],  # type: ignore[no-untyped-def]
+           action: VmAction = VmAction.MANAGE):
+    """A POST that changes a VM's drives: a role below ``action`` is refused (403) before the form is read."""
     @login_required
     @require_POST
     def view(request: HttpRequest, uuid: str) -> HttpResponse:
-        vm = vm_get(actor=request.user, uuid=uuid)
+        vm = vm_get(actor=request.user, uuid=uuid, action=action)
         submit(request, form_class, lambda form: run(request.user, vm, form))
         return redirect(reverse("machines:detail", kwargs={"uuid": vm.uuid}) + "#vm-disks")
 
@@ -241,7 +244,7 @@ vm_disk_resize_view = _vm_op(
 vm_disk_bus_view = _vm_op(
     DiskBusForm, lambda a, vm, f: services.disk_set_bus(actor=a, vm=vm, target=f.cleaned_data["target"],
                                                         bus=f.cleaned_data["bus"]))
-vm_cdrom_view = _vm_op(CdromForm, _cdrom)
+vm_cdrom_view = _vm_op(CdromForm, _cdrom, VmAction.OPERATE)  # changing media: operator
 vm_cdrom_add_view = _vm_op(CdromAddForm, _cdrom_add)
 vm_cdrom_remove_view = _vm_op(
     DiskTargetForm, lambda a, vm, f: services.cdrom_remove(actor=a, vm=vm, target=f.cleaned_data["target"]))
@@ -252,7 +255,7 @@ vm_boot_order_view = _vm_op(
 @login_required
 @require_http_methods(["GET", "POST"])
 def vm_clone_view(request: HttpRequest, uuid: str) -> HttpResponse:
-    vm = vm_get(actor=request.user, uuid=uuid)
+    vm = vm_get(actor=request.user, uuid=uuid, action=VmAction.MANAGE)
     form = CloneForm(request.POST or None, initial={"name": clone.clone_suggest_name(vm.host, vm.name)})
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data

@@ -56,7 +56,11 @@
       partSeq.set(part, seq);
       const html = await fetch(part.dataset.partUrl, {
         credentials: "same-origin", headers: { "HX-Request": "true" },
-      }).then((r) => (r.ok ? r.text() : null)).catch(() => null);
+      }).then((r) => {
+        // 404: the reader may no longer see this VM (a share removed) — the page turns off like a deleted VM's
+        if (r.status === 404) { vmDeleted(page, "vm-lost"); return null; }
+        return r.ok ? r.text() : null;
+      }).catch(() => null);
       if (html === null || partSeq.get(part) !== seq || page.dataset.deleted || (!force && busy(part))) return;
       delete part.dataset.stale;
       (swap || swapInner)(part, html);
@@ -85,6 +89,7 @@
     const badge = head.querySelector("#vm-state");
     setBadge(mine.querySelector("#vm-state"), badge.dataset.state, badge.textContent);
     mine.dataset.state = head.dataset.state;
+    mine.dataset.role = head.dataset.role;
     for (const id of ["vm-facts", "vm-actions"]) {
       const el = mine.querySelector("#" + id);
       if (el) el.replaceWith(head.querySelector("#" + id));
@@ -95,10 +100,10 @@
     refreshPart(page.querySelector("#vm-head-box"), true, swapHeader);
   }
 
-  function vmDeleted(page) {
+  function vmDeleted(page, bannerId) {
     if (page.dataset.deleted) return;
     page.dataset.deleted = "1";
-    const banner = document.getElementById("vm-deleted");
+    const banner = document.getElementById(bannerId || "vm-deleted");
     if (banner) banner.hidden = false;
     page.querySelectorAll("button, input, select, textarea").forEach((el) => {
       if (!banner || !banner.contains(el)) el.disabled = true;
@@ -115,10 +120,12 @@
     const gone = ev.event === "undefined" || ev.state === "undefined";
     const label = gone ? "deleted" : (ev.label || LABELS[ev.state] || ev.state);
     const slug = gone ? "undefined" : ev.state;
+    // "shared"/"unshared": who may do what changed — the header's actions and every part are read again
+    const access = ev.event === "shared" || ev.event === "unshared";
     const page = vmPage(ev.uuid);
     if (page) {
       const head = document.getElementById("vm-head");
-      const changed = !head || head.dataset.state !== slug;
+      const changed = access || !head || head.dataset.state !== slug;
       if (gone) {
         setBadge(document.getElementById("vm-state"), slug, label);
         vmDeleted(page);
@@ -132,7 +139,7 @@
     // The list: a VM that appeared or went away (also behind the portal's back), or a row whose state changed,
     // re-reads the table — a row's badge, actions and thumbnail change together.
     const rows = document.querySelectorAll("tr[data-uuid='" + ev.uuid + "']");
-    const rowChanged = [...rows].some((tr) => tr.dataset.state !== slug);
+    const rowChanged = access || [...rows].some((tr) => tr.dataset.state !== slug);
     if (ev.event === "defined" || gone || rowChanged || !rows.length) refreshList();
     document.dispatchEvent(new CustomEvent("kvmweb:vm", { detail: ev }));
   }
@@ -285,7 +292,10 @@
     const m = location.pathname.match(/^\/vms\/([0-9a-f-]{36})\/$/);
     if (m) {
       const [vm, fresh] = await get("/api/v1/vms/" + m[1] + "/", "vm:" + m[1]);
-      if (vm && fresh) onVm({ kind: "vm", uuid: m[1], state: vm.state });
+      // a role changed while no socket listened reads the page again like a "shared" event
+      const head = document.getElementById("vm-head");
+      const role = head && vm && vm.your_role !== head.dataset.role ? "shared" : undefined;
+      if (vm && fresh) onVm({ kind: "vm", uuid: m[1], state: vm.state, event: role });
     }
     const ids = new Set();
     document.querySelectorAll("[data-job-id][data-job-finished='0']").forEach((el) => ids.add(el.dataset.jobId));

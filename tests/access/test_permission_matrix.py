@@ -101,10 +101,40 @@ def _owned_upload(owner: Any, host: Any) -> dict[str, Any]:
     return {"pk": iso.pk}
 
 
+def _owned_share(owner: Any, host: Any) -> dict[str, Any]:
+    """alice's VM, shared with carol: the share's own URLs (the roles' cells are in test_role_matrix.py)."""
+    from django.contrib.auth import get_user_model
+
+    carol, _ = get_user_model().objects.get_or_create(username="carol")
+    vm = services.vm_define(actor=owner, host=host, doc=spec_testdrv())
+    return {"uuid": vm.uuid, "pk": services.vm_share(actor=owner, vm=vm, user=carol, role="viewer").share_id}
+
+
+def _owned_token(owner: Any, host: Any) -> dict[str, Any]:
+    """One of alice's API tokens."""
+    from kvmweb.accounts.tokens import token_create
+
+    return {"pk": token_create(actor=owner, name="perm").token.pk}
+
+
+def _owned_ssh_key(owner: Any, host: Any) -> dict[str, Any]:
+    """One of alice's SSH keys."""
+    from kvmweb.accounts.sshkeys import ssh_key_add
+    from tests.accounts.test_profile_fast import ED25519
+
+    return {"pk": ssh_key_add(actor=owner, public_key=ED25519).key.pk}
+
+
 FACTORIES: dict[str, ObjectFactory] = {
+    "accounts:token-": _owned_token,
+    "api:token-": _owned_token,
+    "accounts:ssh-key-": _owned_ssh_key,
+    "api:ssh-key-": _owned_ssh_key,
     "jobs:": _owned_job,
     "api:job-": _owned_job,
     "media:": _owned_upload,
+    "machines:share-": _owned_share,
+    "api:vm-share": _owned_share,
     "api:iso-": _owned_upload,
     "storage:": _owned_volume,
     "api:pool-": _owned_volume,
