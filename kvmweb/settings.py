@@ -63,6 +63,7 @@ if TESTING:
     os.environ.setdefault("KVMWEB_TEST_RUN", f"{os.getpid()}")
     os.environ.setdefault("KVMWEB_CELERY_QUEUE", f"kvmweb-test-{os.environ['KVMWEB_TEST_RUN']}")
     os.environ.setdefault("KVMWEB_CHANNEL_PREFIX", f"kvmweb-test-{os.environ['KVMWEB_TEST_RUN']}:")
+    os.environ.setdefault("KVMWEB_STATS_PREFIX", f"kvmweb-test-{os.environ['KVMWEB_TEST_RUN']}:stats:")
 
 SECRET_KEY = _secret_key()
 DEBUG = env_bool("KVMWEB_DEBUG", False)
@@ -94,6 +95,7 @@ INSTALLED_APPS = [
     "kvmweb.access",
     "kvmweb.hosts",
     "kvmweb.events",
+    "kvmweb.monitoring",
     "kvmweb.jobs",
     "kvmweb.accounts",
     "kvmweb.machines",
@@ -102,6 +104,7 @@ INSTALLED_APPS = [
     "kvmweb.networks",
     "kvmweb.console",
     "kvmweb.provisioning",
+    "kvmweb.dashboard",
 ]
 
 MIDDLEWARE = [
@@ -151,7 +154,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
 LOGIN_URL = "login"
-LOGIN_REDIRECT_URL = "machines:list"
+LOGIN_REDIRECT_URL = "home"  # the dashboard
 LOGOUT_REDIRECT_URL = "login"
 # Login hardening (kvmweb.accounts): after KVMWEB_LOGIN_FAILURES failed logins for one (user name, client address)
 # that pair is locked out for KVMWEB_LOGIN_COOLOFF_MINUTES after the last failure (django-axes, counted in the
@@ -209,6 +212,10 @@ CHANNEL_LAYERS = {
     },
 }
 CELERY_BROKER_URL = os.environ.get("KVMWEB_CELERY_BROKER_URL", REDIS_URL)
+# Monitoring (docs/monitoring.md): one sample of every VM and host each KVMWEB_STATS_INTERVAL seconds, kept in Redis
+# under KVMWEB_STATS_PREFIX (bounded round-robin history).
+KVMWEB_STATS_INTERVAL = float(os.environ.get("KVMWEB_STATS_INTERVAL", "5"))
+KVMWEB_STATS_PREFIX = os.environ.get("KVMWEB_STATS_PREFIX", "kvmweb:stats:")
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("KVMWEB_CELERY_QUEUE", "kvmweb")
 CELERY_TASK_ACKS_LATE = True
@@ -231,6 +238,10 @@ KVMWEB_DOMAIN_TYPE = os.environ.get("KVMWEB_DOMAIN_TYPE", "")
 KVMWEB_PAGE_SIZE = int(os.environ.get("KVMWEB_PAGE_SIZE", "50"))
 # The VM list's screenshot thumbnails of running VMs: at most one libvirt screenshot per VM in this many seconds.
 KVMWEB_THUMBNAIL_SECONDS = int(os.environ.get("KVMWEB_THUMBNAIL_SECONDS", "30"))
+# The VM page's guest information (guest agent or DHCP leases): read at most once per VM in this many seconds;
+# KVMWEB_GUEST_AGENT_TIMEOUT: how long to wait for a guest agent that is connected but does not answer.
+KVMWEB_GUEST_INFO_SECONDS = int(os.environ.get("KVMWEB_GUEST_INFO_SECONDS", "30"))
+KVMWEB_GUEST_AGENT_TIMEOUT = int(os.environ.get("KVMWEB_GUEST_AGENT_TIMEOUT", "2"))
 # Default per-user quotas (users without a Quota row; staff are never limited): empty = no limit.
 KVMWEB_QUOTA_VMS = os.environ.get("KVMWEB_QUOTA_VMS", "")
 KVMWEB_QUOTA_VCPUS = os.environ.get("KVMWEB_QUOTA_VCPUS", "")

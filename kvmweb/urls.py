@@ -8,10 +8,11 @@ from drf_spectacular.views import SpectacularAPIView
 from kvmweb.accounts.views import LoginView, admin_login_view
 from kvmweb.core.api_views import ApiDocsView, ApiIndexApi
 from kvmweb.machines.api import VmListApi
+from kvmweb.machines.metrics import MetricsView
 from kvmweb.provisioning.api import VmCreateApi
 
 # Each app owns its pages (<app>/urls.py) and its API endpoints (<app>/api_urls.py, all under /api/v1/).
-APPS = ["machines", "hosts", "jobs", "storage", "networks", "console", "media", "accounts"]
+APPS = ["machines", "hosts", "jobs", "storage", "networks", "console", "media", "accounts", "dashboard"]
 
 
 class VmCollectionApi(VmCreateApi, VmListApi):
@@ -25,7 +26,7 @@ api_v1 = [
 ]
 
 urlpatterns = [
-    path("", RedirectView.as_view(pattern_name="machines:list", permanent=False), name="home"),
+    path("", include("kvmweb.dashboard.urls")),  # the landing page ("home") and its live parts
     path("favicon.ico", RedirectView.as_view(url=static("favicon.svg"), permanent=True), name="favicon"),
     path("accounts/login/", LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
@@ -45,6 +46,7 @@ urlpatterns = [
     path("api/v1/", include((api_v1, "api"))),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", ApiDocsView.as_view(url_name="schema"), name="api-docs"),
+    path("metrics", MetricsView.as_view(), name="metrics"),  # Prometheus, staff only (docs/monitoring.md)
 ]
 
 # Error pages (core.handlers): the portal's page, or JSON under /api/.

@@ -162,6 +162,24 @@ def page(browser_context):  # type: ignore[no-untyped-def]
     pg.close()
 
 
+@contextlib.contextmanager
+def collector_process(env: dict[str, str] | None = None, *, rescan: float = 1.0) -> Iterator[subprocess.Popen[bytes]]:
+    """``manage.py collector`` (usage samples of every enabled host into this run's Redis prefix, live ``stats``
+    events) against the test database, as its own process; stopped when the block ends. ``env``: the environment
+    (default :func:`server_env`, e.g. with ``KVMWEB_STATS_INTERVAL`` changed). Its data must be committed
+    (``transactional_db``)."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    log = ARTIFACTS / f"collector-{os.getpid()}-{time.monotonic_ns()}.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "manage.py", "collector", "--rescan", str(rescan)],
+                                cwd=ROOT, env=env or server_env(), stdout=out, stderr=subprocess.STDOUT)
+    with stopped_at_end(proc):
+        time.sleep(1)
+        if proc.poll() is not None:
+            raise RuntimeError(f"the collector exited with {proc.returncode}: see {log}")
+        yield proc
+
+
 def login(page, portal: Portal, username: str, password: str) -> None:  # type: ignore[no-untyped-def]
     page.goto(f"{portal.url}/accounts/login/")
     page.fill("#id_username", username)

@@ -75,7 +75,10 @@ from .errors import (
 )
 from .console import ConsoleBusy, NoGraphics, NoSerialConsole
 from .events import DomainEvent, DomainEventListener
-from .host import HostFacts, host_facts, host_video_models
+from .guest import (
+    GuestFilesystem, GuestInfo, GuestInterface, guest_info, guest_run_id, parse_guest_info, parse_interfaces,
+)
+from .host import HostFacts, host_facts, host_hypervisor_version, host_video_models
 from .names import NAME_RULE, validate_name
 from .networks import (
     FORWARD_MODES,
@@ -96,6 +99,7 @@ from .networks import (
 )
 from .pools import Pool, PoolInfo, PoolSpec, PoolState, pool_define, pool_ensure, pool_list, pool_lookup
 from .registry import Connection, registry
+from .stats import DomainStats, HostStats, domain_stats_all, host_stats
 from .units import SIZE_HELP, GiB, KiB, MiB, TiB, SizeInvalid, SizeRequest, human, parse_size
 from .volumes import (
     STREAM_CHUNK,
@@ -124,13 +128,19 @@ __all__ = [
     "BlockJobProgress", "DiskUse", "Domain", "DomainInfo", "DomainNics", "DomainState", "DomainSummary",
     "SerialConsole", "domain_define", "domain_disk_users", "domain_exists", "domain_fill_sizes", "domain_list",
     "domain_lookup", "domain_lookup_by_name", "domain_nics_all", "DomainEvent", "DomainEventListener",
+    # what the guest says (its agent, or DHCP leases)
+    "GuestFilesystem", "GuestInfo", "GuestInterface", "guest_info", "guest_run_id", "parse_guest_info",
+    "parse_interfaces",
     # domain XML
     "BOOT_DEVICES", "CDROM_BUSES", "DISK_BUSES", "GUEST_AGENT_CHANNEL", "IDE_TARGETS", "NIC_MODELS", "Channel",
     "Console", "Controller", "Device", "Disk", "DiskInfo", "DomainDocument", "Graphics", "Input", "Interface", "MemBalloon",
     "NicInfo", "Rng", "Serial", "Video", "VncDisplay", "clone_file_path", "free_disk_target", "normalize_mac",
     "random_mac",
     # hosts
-    "HostFacts", "host_facts", "host_video_models", "host_address_users", "host_interface_names",
+    "HostFacts", "host_facts", "host_hypervisor_version", "host_video_models", "host_address_users",
+    "host_interface_names",
+    # usage counters (monitoring)
+    "DomainStats", "HostStats", "domain_stats_all", "host_stats",
     # networks
     "FORWARD_MODES", "AddressUser", "DhcpHost", "DhcpLease", "Network", "NetworkInfo", "NetworkSpec",
     "NetworkSpecInvalid", "NetworkSummary", "check_overlaps", "network_define", "network_list", "network_lookup",

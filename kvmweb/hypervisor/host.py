@@ -60,6 +60,13 @@ def host_facts(conn: Connection) -> HostFacts:
     )
 
 
+def host_hypervisor_version(conn: Connection) -> str:
+    """The hypervisor's version (``virsh version``: "Running hypervisor: QEMU 7.2.0" → ``"7.2.0"``); ``""`` when the
+    driver does not tell. One call."""
+    number = int(conn.call(lambda c: c.getVersion()) or 0)
+    return _version(number) if number else ""
+
+
 def host_video_models(conn: Connection, *, domain_type: str, arch: str, machine: str | None = None) -> tuple[str, ...]:
     """The video models a guest of this type, arch and machine can have (``virsh domcapabilities``); empty when
     the driver cannot tell (the test driver)."""

@@ -18,9 +18,9 @@ from tests.conftest import spec_testdrv
 pytestmark = pytest.mark.django_db
 
 # URLs anyone may open.
-PUBLIC = {"login", "logout", "home", "favicon"}  # home only redirects to the VM list, favicon to its static file
+PUBLIC = {"login", "logout", "favicon"}  # favicon only redirects to its static file
 # URLs only staff may use (pages redirect others to the admin login or answer 403; the API answers 403).
-STAFF_ONLY_PREFIXES = ("hosts:", "api:host-", "admin:")
+STAFF_ONLY_PREFIXES = ("hosts:", "api:host-", "admin:", "metrics")
 # Django's admin is guarded by Django itself; its index is checked, its hundreds of model URLs are not walked.
 SKIP_NAMESPACES = ("admin",)
 
@@ -185,7 +185,7 @@ def test_every_endpoint_is_known() -> None:
 def test_anonymous_is_sent_to_login_or_refused(endpoint: Endpoint, method: str) -> None:
     url = endpoint.url({k: _dummy(k) for k in endpoint.kwargs})
     response = _call(_client(), method, url)
-    if endpoint.is_api or endpoint.route.startswith("api/"):
+    if endpoint.is_api or endpoint.route.startswith("api/") or endpoint.name == "metrics":  # Prometheus: 401
         assert response.status_code in (401, 403, 405), (url, response.status_code)
         if response.status_code != 405 and "/api/v1/" in url:
             assert response.json()["error"]
