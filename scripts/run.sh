@@ -30,6 +30,9 @@ pids+=($!)
 # libvirt domain events (VM state changes) of every host → browsers, live (/ws/events/).
 .venv/bin/python manage.py event_listener &
 pids+=($!)
+# Usage of every VM and host every KVMWEB_STATS_INTERVAL s → the history (Redis), the graphs and lists, live.
+.venv/bin/python manage.py collector &
+pids+=($!)
 # The console proxy (websockify + one-time tokens): 127.0.0.1:${KVMWEB_CONSOLE_PORT:-6080} unless KVMWEB_CONSOLE_BIND says otherwise.
 .venv/bin/python manage.py console_proxy &
 pids+=($!)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -37,6 +37,25 @@ def publish(event: dict[str, Any], *, user_ids: Iterable[int | None]) -> None:
             async_to_sync(_send_all)(layer, groups, message)
     except Exception as exc:  # noqa: BLE001 - a lost event is not worth failing a VM operation for
         log.warning("could not publish event %s: %s", event.get("kind"), exc)
+
+
+def publish_each(events: Mapping[int | None, dict[str, Any]]) -> None:
+    """Send each reader their own event, one message per group: ``{user id: event}``, and ``{None: event}`` for
+    staff (for events whose content depends on who reads it, e.g. the usage of the VMs each may see)."""
+    layer = get_channel_layer()
+    if layer is None or not events:
+        return
+    messages = {STAFF_GROUP if uid is None else user_group(uid): {"type": "event.push", "event": event}
+                for uid, event in events.items()}
+    try:
+        async_to_sync(_send_each)(layer, messages)
+    except Exception as exc:  # noqa: BLE001 - a lost event is not worth failing the sender for
+        log.warning("could not publish %d events: %s", len(messages), exc)
+
+
+async def _send_each(layer: Any, messages: dict[str, dict[str, Any]]) -> None:
+    for group, message in messages.items():
+        await layer.group_send(group, message)
 
 
 def _loop_running() -> bool:

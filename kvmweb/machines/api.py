@@ -4,17 +4,19 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
+from redis.exceptions import RedisError
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from kvmweb.access.permissions import VmAction
-from kvmweb.core.errors import ValidationError
+from kvmweb.core.errors import ServiceUnavailableError, ValidationError
 from kvmweb.jobs.serializers import JobSerializer
+from kvmweb.monitoring.selectors import RANGES, vm_series
 
 from . import services, shutdown
-from .selectors import activity_list, parse_activity_filters, vm_detail, vm_get, vm_list, vm_shares
+from .selectors import SORTS, activity_list, parse_activity_filters, vm_detail, vm_get, vm_list, vm_shares
 from .serializers import (
     ActionResultSerializer,
     ActivitySerializer,
@@ -26,9 +28,12 @@ from .serializers import (
     ShareSerializer,
     ShutdownSerializer,
     VmDetailSerializer,
+    VmStatsSerializer,
     VmSummarySerializer,
 )
 from .forms import STATES, parse_filters
+from .selectors import vm_guest_info
+from .serializers import GuestInfoSerializer
 
 
 class VmListApi(APIView):
@@ -37,6 +42,8 @@ class VmListApi(APIView):
             OpenApiParameter("name", str, description="part of the name"),
             OpenApiParameter("state", str, enum=STATES),
             OpenApiParameter("host", int, description="host id"),
+            OpenApiParameter("sort", str, enum=list(SORTS),
+                             description="name (default), or the latest cpu or memory use, highest first"),
             OpenApiParameter("limit", int), OpenApiParameter("offset", int),
         ],
         responses=VmSummarySerializer(many=True),
@@ -75,6 +82,33 @@ class VmDetailApi(APIView):
         return Response({"detail": result.message, "deleted_volumes": result.deleted_volumes, "kept": result.kept,
                          "failed": result.failed})
 
+
+class VmStatsApi(APIView):
+    @extend_schema(
+        parameters=[OpenApiParameter("range", str, enum=list(RANGES), description="how far back (default 1h)")],
+        responses=VmStatsSerializer,
+        summary="Usage history: CPU, memory, disk and network over the last hour, day or 30 days",
+    )
+    def get(self, request: Request, uuid: str) -> Response:
+        vm = vm_get(actor=request.user, uuid=uuid)
+        span = str(request.query_params.get("range", "1h"))
+        if span not in RANGES:
+            raise ValidationError(f"Unknown range {span!r}; use one of {', '.join(RANGES)}.",
+                                  fields={"range": [f"one of {', '.join(RANGES)}"]})
+        try:
+            series = vm_series(str(vm.uuid), span)
+        except RedisError as exc:
+            raise ServiceUnavailableError(f"The usage history cannot be read now: {exc}") from exc
+        return Response(VmStatsSerializer.from_series(series))
+
+
+
+class VmGuestApi(APIView):
+    @extend_schema(responses=GuestInfoSerializer,
+                   summary="What the guest says: OS, host name, addresses, file systems (guest agent, or DHCP leases)")
+    def get(self, request: Request, uuid: str) -> Response:
+        vm = vm_get(actor=request.user, uuid=uuid)
+        return Response(GuestInfoSerializer.from_guest(vm_guest_info(actor=request.user, vm=vm)))
 
 def _action(fn: Callable[..., services.VmActionResult], summary: str) -> type[APIView]:
     class ActionApi(APIView):

@@ -9,6 +9,8 @@ from kvmweb.access.permissions import SHARE_ROLES
 from kvmweb.core.errors import ValidationError
 from kvmweb.hypervisor import DomainState
 
+from .selectors import SORTS
+
 ROLE_CHOICES = [(r, r) for r in SHARE_ROLES]
 
 
@@ -62,4 +64,8 @@ def parse_filters(params: Mapping[str, str]) -> dict[str, object]:
     host = get("host", "") or ""
     if host and not str(host).isdigit():
         raise ValidationError("host must be a host id.", fields={"host": ["a host id"]})
-    return {"name": get("name", "") or "", "state": state, "host_id": int(host) if host else None}
+    sort = get("sort", "") or "name"
+    if sort not in SORTS:
+        raise ValidationError(f"Unknown sort {sort!r}; use one of {', '.join(SORTS)}.",
+                              fields={"sort": [f"one of {', '.join(SORTS)}"]})
+    return {"name": get("name", "") or "", "state": state, "host_id": int(host) if host else None, "sort": sort}

@@ -7,11 +7,14 @@ and libvirt disagree (a VM defined or deleted with ``virsh``), :func:`vm_list` r
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import uuid as uuid_mod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.cache import cache
 from django.db.models import CharField, Q, QuerySet
 from django.db.models.functions import Cast
 from django.utils import timezone
@@ -27,11 +30,13 @@ from kvmweb.audit.models import AuditEntry
 from kvmweb.hosts.models import Host
 from kvmweb.jobs.models import Job
 from kvmweb.hosts.selectors import host_queryset
+from kvmweb.monitoring.selectors import latest_for
 from kvmweb.hosts.services import host_connection
 
 from .handles import vm_handle
 from .models import VirtualMachine, VmShare
 
+log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class VmRecord:
@@ -59,6 +64,9 @@ class VmRow:
     memory_kib: int | None = None
     max_memory_kib: int | None = None
     role: VmRole = VmRole.NONE  # the reader's role on it (owner, staff, or what a share gives)
+    cpu_pct: float | None = None  # the latest usage sample of a running VM (monitoring), None without one
+    mem_used_bytes: float | None = None
+    mem_pct: float | None = None
 
     @property
     def may_operate(self) -> bool:
@@ -139,11 +147,13 @@ def host_drift(host: Host) -> RecordsDrift:
     return _host_listing(host)[2]
 
 
-def _row(host: Host, summary: hv.DomainSummary, record: VmRecord | None, role: VmRole) -> VmRow:
+def _row(host: Host, summary: hv.DomainSummary, record: VmRecord | None, role: VmRole,
+         usage: UsageNow | None = None) -> VmRow:
     return VmRow(host=host, uuid=summary.uuid, name=summary.name, id=summary.id, state=summary.state,
                  owner_id=record.owner_id if record else None, owner_name=record.owner_name if record else None,
                  vcpus=summary.vcpus, memory_kib=summary.memory_kib, max_memory_kib=summary.max_memory_kib,
-                 role=role)
+                 role=role, cpu_pct=usage.cpu_pct if usage else None,
+                 mem_used_bytes=usage.mem_used_bytes if usage else None, mem_pct=usage.mem_pct if usage else None)
 
 
 def _list_role(record: VmRecord | None, *, staff: bool, me: int | None, unowned_ok: bool,
@@ -157,15 +167,67 @@ def _list_role(record: VmRecord | None, *, staff: bool, me: int | None, unowned_
     return shared.get(record.pk, VmRole.NONE) if record else VmRole.NONE
 
 
+@dataclass(frozen=True, slots=True)
+class UsageNow:
+    """A running VM's latest usage, as the collector last measured it (monitoring's ``latest``)."""
+
+    cpu_pct: float | None = None  # of its vCPUs, 0-100
+    mem_used_bytes: float | None = None
+    mem_pct: float | None = None
+
+
+# The list's orders: by name (the default), or by the latest CPU or memory use, highest first (VMs without a sample
+# after those with one).
+SORTS = ("name", "cpu", "memory")
+
+
+def _usage_now(uuids: list[str]) -> dict[str, UsageNow]:
+    """The latest usage of ``uuids`` (one read of monitoring's store, however many; VMs without a recent sample
+    are left out). A store that does not answer leaves every VM without one: the list still works."""
+    if not uuids:
+        return {}
+    try:
+        latest = latest_for(uuids)
+    except Exception as exc:  # noqa: BLE001 - usage figures are an extra: never fail the list for them
+        log.warning("could not read the latest usage: %s", exc)
+        return {}
+    return {u: UsageNow(cpu_pct=v.cpu_pct, mem_used_bytes=v.mem_used_bytes, mem_pct=v.mem_pct)
+            for u, v in latest.items()}
+
+
+_Match = tuple[Host, hv.DomainSummary, "VmRecord | None", VmRole]
+
+
+def _by_name(m: _Match) -> tuple[str, str]:
+    return (m[1].name.lower(), m[0].name)
+
+
+def _sort_key(sort: str, usage: dict[str, UsageNow]) -> Callable[[_Match], tuple[object, ...]]:
+    """Name order, or the latest CPU or memory use highest first (VMs without a sample last), then name."""
+    if sort not in ("cpu", "memory"):
+        return _by_name
+
+    def by_usage(m: _Match) -> tuple[object, ...]:
+        now = usage.get(m[1].uuid)
+        value = (now.cpu_pct if sort == "cpu" else now.mem_used_bytes) if now else None
+        return (value is None, -(value or 0.0), *_by_name(m))
+    return by_usage
+
+
 def vm_list(*, actor: Actor, name: str = "", state: str = "", host_id: int | None = None, offset: int = 0,
-            limit: int | None = None) -> VmList:
+            limit: int | None = None, sort: str = "name") -> VmList:
     """The VMs ``actor`` may see (``virsh list --all`` over every host): owned, shared with them or their groups,
-    everything for staff; filtered, sorted by name; the page ``offset``/``limit`` comes with vCPUs and memory.
+    everything for staff; filtered, sorted by name (or by the latest CPU or memory use, ``sort``: see ``SORTS``);
+    the page ``offset``/``limit`` comes with vCPUs and memory, and the latest usage of its running VMs.
 
     Per host: one database query and one bulk libvirt call for the list, and one more bulk call for the sizes of
     the page's rows — the number of libvirt calls does not grow with the number of VMs. One query more reads the
-    reader's shares.
+    reader's shares; one read of the monitoring store (one round trip) the latest usage: of the page's VMs, or of
+    every matching running VM when the list is sorted by it.
     """
+    if sort not in SORTS:
+        raise ValidationError(f"Unknown sort {sort!r}; use one of {', '.join(SORTS)}.",
+                              fields={"sort": [f"one of {', '.join(SORTS)}"]})
     result = VmList()
     hosts = host_queryset()
     if host_id is not None:
@@ -174,7 +236,7 @@ def vm_list(*, actor: Actor, name: str = "", state: str = "", host_id: int | Non
     unowned_ok = vm_may_see_unowned(actor)
     needle = name.strip().lower()
     shared = vm_shared_roles(actor) if not staff else {}
-    matched: list[tuple[Host, hv.DomainSummary, VmRecord | None, VmRole]] = []
+    matched: list[_Match] = []
     for host in hosts:
         try:
             records, summaries, drift = _host_listing(host)
@@ -193,11 +255,17 @@ def vm_list(*, actor: Actor, name: str = "", state: str = "", host_id: int | Non
             if state and summary.state.slug != state:
                 continue
             matched.append((host, summary, record, role))
-    matched.sort(key=lambda m: (m[1].name.lower(), m[0].name))
+    usage: dict[str, UsageNow] = {}
+    if sort != "name":
+        usage = _usage_now([m[1].uuid for m in matched if m[1].state.is_active])
+    matched.sort(key=_sort_key(sort, usage))
     result.total = len(matched)
     page = matched[offset:offset + limit if limit is not None else None]
+    if sort == "name":
+        usage = _usage_now([m[1].uuid for m in page if m[1].state.is_active])
     sized = _sizes(page)
-    result.rows = [_row(host, sized.get(summary.uuid, summary), record, role)
+    result.rows = [_row(host, sized.get(summary.uuid, summary), record, role,
+                        usage.get(summary.uuid) if summary.state.is_active else None)
                    for host, summary, record, role in page]
     return result
 
@@ -274,6 +342,34 @@ def vm_audience(uuid: str) -> list[int]:
     users = get_user_model().objects.filter(
         Q(machines__uuid=key) | Q(vm_shares__vm__uuid=key) | Q(groups__vm_shares__vm__uuid=key), is_active=True)
     return sorted(set(users.values_list("pk", flat=True)))
+
+
+def host_vm_audiences(host_id: int) -> dict[str, set[int]]:
+    """``vm_audience`` of every VM on a host at once: UUID → the active users (besides staff) who may see it
+    (owner, users it is shared with, members of groups it is shared with). Three queries, however many VMs; VMs
+    without a record or an audience are left out (staff only)."""
+    rows = (VirtualMachine.objects.filter(host_id=host_id).annotate(uuid_text=Cast("uuid", CharField()))
+            .values_list("pk", "uuid_text", "owner_id", "owner__is_active"))
+    uuids: dict[int, str] = {}
+    audiences: dict[str, set[int]] = {}
+    for pk, text, owner_id, owner_active in rows:
+        uuids[pk] = key = _canonical(text)
+        audiences[key] = {owner_id} if owner_id is not None and owner_active else set()
+    groups: dict[int, list[str]] = {}
+    for vm_id, user_id, user_active, group_id in (VmShare.objects.filter(vm__host_id=host_id)
+                                                  .values_list("vm_id", "user_id", "user__is_active", "group_id")):
+        if vm_id not in uuids:
+            continue
+        if user_id is not None and user_active:
+            audiences[uuids[vm_id]].add(user_id)
+        elif group_id is not None:
+            groups.setdefault(group_id, []).append(uuids[vm_id])
+    if groups:
+        members = get_user_model().groups.through.objects.filter(group_id__in=groups, user__is_active=True)
+        for group_id, user_id in members.values_list("group_id", "user_id"):
+            for key in groups[group_id]:
+                audiences[key].add(user_id)
+    return {key: users for key, users in audiences.items() if users}
 
 
 # ------------------------------------------------------------------------------------------------ shares
@@ -484,3 +580,33 @@ def activity_vm_choices(*, actor: Actor) -> list[tuple[str, str]]:
     """(uuid, name) of the VMs ``actor`` may see, for the activity page's VM filter (one query)."""
     records = VirtualMachine.objects.filter(vm_visible_q(actor)).order_by("name")
     return [(str(u), n) for u, n in records.values_list("uuid", "name")]
+
+
+# ------------------------------------------------------------------------------------------------ guest info
+@dataclass(frozen=True)
+class VmGuest:
+    """What the VM's guest agent says (or, without one, the DHCP leases and why the agent gave nothing), and when
+    it was read: answers are reused for KVMWEB_GUEST_INFO_SECONDS."""
+
+    info: hv.GuestInfo
+    read_at: dt.datetime
+
+
+def vm_guest_info(*, actor: Actor, vm: VirtualMachine) -> VmGuest:
+    """The guest's OS, host name, addresses and file systems (VIEW). The agent is waited for at most
+    KVMWEB_GUEST_AGENT_TIMEOUT seconds, and its answer is reused for KVMWEB_GUEST_INFO_SECONDS (whoever asks) while
+    the VM stays in the same run: the key holds libvirt's domain id, which the lookup reads anyway and every start
+    changes, so a cached answer costs that one call and a VM stopped or restarted is read afresh. Answers that did
+    not ask the agent (a VM shut off or paused) are not kept."""
+    require_vm(actor, vm, VmAction.VIEW)
+    dom = vm_handle(vm)
+    run = hv.guest_run_id(dom)
+    key = f"kvmweb:guest:{vm.uuid}:{run}"
+    cached = cache.get(key) if run is not None else None
+    if isinstance(cached, VmGuest):
+        return cached
+    info = hv.guest_info(dom, timeout_s=settings.KVMWEB_GUEST_AGENT_TIMEOUT)
+    result = VmGuest(info=info, read_at=timezone.now())
+    if run is not None and info.agent_asked and settings.KVMWEB_GUEST_INFO_SECONDS > 0:
+        cache.set(key, result, settings.KVMWEB_GUEST_INFO_SECONDS)
+    return result

@@ -21,6 +21,9 @@ class VmSummarySerializer(serializers.Serializer):
     host = serializers.CharField()
     owner = serializers.CharField(allow_null=True)
     your_role = serializers.CharField(help_text="owner, staff, manager, operator or viewer")
+    cpu_pct = serializers.FloatField(allow_null=True, help_text="latest CPU use, % of its vCPUs (running VMs)")
+    mem_used_bytes = serializers.FloatField(allow_null=True, help_text="latest memory in use (running VMs)")
+    mem_pct = serializers.FloatField(allow_null=True, help_text="latest memory in use, % of its current memory")
     url = serializers.CharField()
 
     @staticmethod
@@ -29,6 +32,7 @@ class VmSummarySerializer(serializers.Serializer):
             "uuid": row.uuid, "name": row.name, "id": row.id, "state": row.state.slug, "state_label": row.state.label,
             "vcpus": row.vcpus, "memory_kib": row.memory_kib, "max_memory_kib": row.max_memory_kib,
             "host": row.host.name, "owner": row.owner_name, "your_role": row.role.label,
+            "cpu_pct": row.cpu_pct, "mem_used_bytes": row.mem_used_bytes, "mem_pct": row.mem_pct,
             "url": f"/api/v1/vms/{row.uuid}/",
         }
 
@@ -170,3 +174,67 @@ class ActivitySerializer(serializers.Serializer):
                 "action": e.action, "target_type": e.target_type, "target": e.target,
                 "vm": e.target_id or None if e.target_type == "vm" else None, "host": e.host, "ok": e.ok,
                 "detail": e.detail}
+
+
+class VmStatsSerializer(serializers.Serializer):
+    """A VM's usage history over one range: ``t`` (epoch seconds, one per step) and, per metric, one value per
+    ``t`` (null: no sample in that step — the VM was off, or nobody measured)."""
+
+    range = serializers.CharField(help_text="1h (5 s steps), 1d (1 min steps) or 30d (30 min steps)")
+    step = serializers.IntegerField(help_text="seconds between two points")
+    t = serializers.ListField(child=serializers.IntegerField(), help_text="each point's time, epoch seconds")
+    values = serializers.DictField(
+        child=serializers.ListField(child=serializers.FloatField(allow_null=True)),
+        help_text="metric → values: cpu_pct, cpu_host_pct (%), mem_used_bytes, mem_pct, disk_rd_bps, disk_wr_bps, "
+                  "disk_rd_iops, disk_wr_iops, net_rx_bps, net_tx_bps (bytes or requests per second)")
+
+    @staticmethod
+    def from_series(series: Any) -> dict[str, Any]:
+        return {"range": series.range, "step": series.step, "t": list(series.t),
+                "values": {k: list(v) for k, v in series.values.items()}}
+
+
+class GuestInterfaceSerializer(serializers.Serializer):
+    name = serializers.CharField(help_text="the guest's name for it (agent) or the host's tap device (lease)")
+    mac = serializers.CharField()
+    addresses = serializers.ListField(child=serializers.CharField(), help_text="address/prefix, IPv4 first")
+    source = serializers.ChoiceField(choices=["agent", "lease"])
+
+
+class GuestFilesystemSerializer(serializers.Serializer):
+    mountpoint = serializers.CharField()
+    type = serializers.CharField()
+    device = serializers.CharField()
+    used_bytes = serializers.IntegerField(allow_null=True)
+    total_bytes = serializers.IntegerField(allow_null=True)
+
+
+class GuestInfoSerializer(serializers.Serializer):
+    """What the guest agent says; without an answer, ``agent`` is false, ``error`` says why and the interfaces come
+    from the DHCP leases of libvirt's networks."""
+
+    agent = serializers.BooleanField(help_text="the guest agent answered")
+    running = serializers.BooleanField()
+    error = serializers.CharField(help_text="why the agent gave nothing (empty when it answered)")
+    os_name = serializers.CharField()
+    os_id = serializers.CharField()
+    os_version = serializers.CharField()
+    kernel = serializers.CharField()
+    machine = serializers.CharField()
+    hostname = serializers.CharField()
+    interfaces = GuestInterfaceSerializer(many=True)
+    filesystems = GuestFilesystemSerializer(many=True)
+    read_at = serializers.DateTimeField(help_text="when it was read (answers are reused for a short while)")
+
+    @staticmethod
+    def from_guest(guest: Any) -> dict[str, Any]:
+        g = guest.info
+        return {
+            "agent": g.agent, "running": g.running, "error": g.error, "os_name": g.os_name, "os_id": g.os_id,
+            "os_version": g.os_version, "kernel": g.kernel, "machine": g.machine, "hostname": g.hostname,
+            "interfaces": [{"name": n.name, "mac": n.mac, "addresses": list(n.addresses), "source": n.source}
+                           for n in g.interfaces],
+            "filesystems": [{"mountpoint": f.mountpoint, "type": f.type, "device": f.device,
+                             "used_bytes": f.used_bytes, "total_bytes": f.total_bytes} for f in g.filesystems],
+            "read_at": guest.read_at.isoformat(),
+        }

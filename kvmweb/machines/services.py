@@ -5,6 +5,7 @@ a message and the API as ``detail``, so both say the same thing.
 """
 from __future__ import annotations
 
+import logging
 import uuid as uuid_mod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -22,10 +23,13 @@ from kvmweb.core.errors import ConflictError, NotFoundError, PermissionDeniedErr
 from kvmweb.hosts.models import Host
 from kvmweb.hosts.services import host_connection
 from kvmweb.jobs.registry import undo_step
+from kvmweb.monitoring.services import vm_history_delete
 
 from .handles import vm_handle
 from .models import VirtualMachine, VmShare
 from .selectors import RecordsDrift, vm_audience, vm_get
+
+log = logging.getLogger(__name__)
 
 
 def vm_domain(vm: VirtualMachine) -> hv.Domain:
@@ -221,6 +225,7 @@ def vm_delete(*, actor: Actor, vm: VirtualMachine, delete_volumes: bool = False)
         audience = vm_audience(str(vm.uuid))  # before the record and its shares go
         dom.undefine()
         VirtualMachine.objects.filter(pk=vm.pk).delete()
+        _history_forget(str(vm.uuid))
         # The event listener sends libvirt's "undefined" too, but may read the record after it is gone (then only
         # staff would hear of it): the other tabs of those who could see it learn it from here.
         gone = vm_state_event(hv.DomainEvent(vm.host.uri, str(vm.uuid), vm.name, "undefined", 0, None), vm.host)
@@ -235,6 +240,15 @@ def vm_delete(*, actor: Actor, vm: VirtualMachine, delete_volumes: bool = False)
         notes.extend(f"kept {p}" for p in result.kept)
         notes.extend(f"could not delete {p}" for p in result.failed)
     return result
+
+
+def _history_forget(uuid: str) -> None:
+    """Drop a deleted VM's usage history (monitoring). Its domain is gone already: a store that does not answer
+    now only keeps the history until it expires, so the delete goes on."""
+    try:
+        vm_history_delete(uuid)
+    except Exception as exc:  # noqa: BLE001 - the VM is deleted; its old graphs are not worth failing that for
+        log.warning("could not delete the usage history of %s: %s", uuid, exc)
 
 
 # ------------------------------------------------------------------------------------------------ sharing

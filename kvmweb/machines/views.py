@@ -28,6 +28,8 @@ from .selectors import (
     ActivityFilters, VmList, activity_actions, activity_list, activity_vm_choices, parse_activity_filters,
     vm_activity, vm_detail, vm_get, vm_list, vm_share_hint, vm_shares,
 )
+from .selectors import vm_guest_info
+
 from .shutdown import vm_shutdown_deadline
 
 # The list's bulk actions, in the order the toolbar shows them (each is a service of services.BULK_ACTIONS).
@@ -50,17 +52,20 @@ def vm_list_view(request: HttpRequest) -> HttpResponse:
         filters = parse_filters(request.GET)
     except ServiceError as exc:
         messages.error(request, exc.detail)
-        filters = {"name": "", "state": "", "host_id": None}
+        filters = {"name": "", "state": "", "host_id": None, "sort": "name"}
     result, pager = vm_list_page(actor=request.user, filters=filters, page=request.GET.get("page"),
                                  size=settings.KVMWEB_PAGE_SIZE)
     services.vm_records_sync(result.drift)
     query = request.GET.copy()
     query.pop("page", None)
+    unsorted = query.copy()
+    unsorted.pop("sort", None)
     doing = jobs_unfinished_by_target(actor=request.user, target_type="vm", targets=[r.uuid for r in result.rows])
     context = {
         "rows": result.rows, "lines": [(row, doing.get(row.uuid)) for row in result.rows], "pager": pager,
         "result": result, "filters": filters, "states": list(DomainState),
         "hosts": host_queryset(), "query": query.urlencode(), "here": request.get_full_path(),
+        "unsorted": unsorted.urlencode(),
         "thumbnail_seconds": settings.KVMWEB_THUMBNAIL_SECONDS, "bulk_actions": BULK_LABELS,
     }
     if request.headers.get("HX-Request"):
@@ -92,11 +97,18 @@ def vm_detail_view(request: HttpRequest, uuid: str) -> HttpResponse:
 PARTS = {"header": "machines/_header.html", "overview": "machines/_overview.html", "activity": "machines/_activity.html",
          "advanced": "machines/_advanced.html", "console": "console/_vm_section.html",
          "sharing": "machines/_sharing.html"}
+# "guest" (what the guest agent says) is not in the page as rendered: events.js loads it after the page (lazy), so
+# the page never waits for an agent that does not answer.
+PARTS["guest"] = "machines/_guest.html"
 
 
 @login_required
 @require_GET
 def vm_part_view(request: HttpRequest, uuid: str, part: str) -> HttpResponse:
+    if part == "guest":
+        vm = vm_get(actor=request.user, uuid=uuid)
+        return render(request, PARTS[part], {"vm": vm, "guest": vm_guest_info(actor=request.user, vm=vm),
+                                             "guest_seconds": settings.KVMWEB_GUEST_INFO_SECONDS})
     return render(request, PARTS[part], _page_context(request, uuid))
 
 

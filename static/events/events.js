@@ -276,6 +276,22 @@
     document.dispatchEvent(new CustomEvent("kvmweb:job", { detail: ev }));
   }
 
+  // A usage sample of the collector (one per host every few seconds, only the VMs this reader may see): the VM
+  // list's CPU and memory cells of running rows change in place; the VM page's graphs (static/monitoring/graphs.js)
+  // and any other listener get it as a "kvmweb:stats" DOM event.
+  function onStats(ev) {
+    const human = (window.kvmwebPieces && window.kvmwebPieces.human) || ((b) => Math.round(b) + " B");
+    for (const vm of ev.vms || []) {
+      document.querySelectorAll("tr[data-uuid='" + vm.uuid + "'][data-state='running']").forEach((tr) => {
+        const cpu = tr.querySelector("[data-stat='cpu_pct']");
+        if (cpu && vm.cpu_pct !== null && vm.cpu_pct !== undefined) cpu.textContent = vm.cpu_pct.toFixed(1) + " %";
+        const mem = tr.querySelector("[data-stat='mem_used_bytes']");
+        if (mem && vm.mem_used_bytes !== null && vm.mem_used_bytes !== undefined) mem.textContent = human(vm.mem_used_bytes);
+      });
+    }
+    document.dispatchEvent(new CustomEvent("kvmweb:stats", { detail: ev }));
+  }
+
   // Live events received per VM / job: a re-read answered after a newer event arrived is stale and is dropped.
   const received = {};
   const bump = (key) => { received[key] = (received[key] || 0) + 1; };
@@ -320,6 +336,7 @@
       if (ev.kind === "hello") resync();
       else if (ev.kind === "vm") { bump("vm:" + ev.uuid); onVm(ev); }
       else if (ev.kind === "job") { bump("job:" + ev.id); onJob(ev); }
+      else if (ev.kind === "stats") onStats(ev);
     };
     ws.onclose = () => {
       document.body.dataset.events = "disconnected";
@@ -327,7 +344,10 @@
       delay = Math.min(delay * 2, 15000);
     };
   }
-  window.kvmwebEvents = { onVm: onVm, onJob: onJob };
+  window.kvmwebEvents = { onVm: onVm, onJob: onJob, onStats: onStats };
+  // Parts marked data-vm-lazy (the guest agent's answer, which may take a moment) are not in the page as served:
+  // each is read once the page is there, then like any other part.
+  document.querySelectorAll("#vm-page [data-vm-live][data-vm-lazy]").forEach((part) => refreshPart(part, true));
   bulkCount();
   thumbs();
   if (document.body.dataset.user) connect();

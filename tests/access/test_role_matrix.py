@@ -78,7 +78,7 @@ CELLS: dict[tuple[str, str], Cell] = {
     # the VM page, its parts, its actions
     ("machines:detail", "get"): Cell(VIEW),
     **{(f"machines:part-{p}", "get"): Cell(VIEW)
-       for p in ("header", "overview", "console", "activity", "advanced", "sharing")},
+       for p in ("header", "overview", "console", "activity", "advanced", "sharing", "guest")},
     ("machines:start", "post"): _page_post("vm.start"),
     ("machines:shutdown", "post"): _page_post("vm.shutdown", running=True),
     ("machines:reboot", "post"): _page_post("vm.reboot", running=True),
@@ -91,6 +91,8 @@ CELLS: dict[tuple[str, str], Cell] = {
     ("machines:share-change", "post"): _page_post("vm.share", SHARE, data=lambda c: {"role": "manager"}, pk=True),
     ("machines:share-remove", "post"): _page_post("vm.unshare", SHARE, pk=True),
     ("api:vm-detail", "get"): Cell(VIEW),
+    ("api:vm-stats", "get"): Cell(VIEW),
+    ("api:vm-guest", "get"): Cell(VIEW),
     ("api:vm-detail", "delete"): Cell(DELETE, audit="vm.delete"),
     ("api:vm-start", "post"): Cell(OPERATE, audit="vm.start"),
     ("api:vm-shutdown", "post"): Cell(OPERATE, audit="vm.shutdown", running=True),

@@ -25,7 +25,8 @@ def test_list_and_detail(api, vm) -> None:  # type: ignore[no-untyped-def]
     assert row == {
         "uuid": str(vm.uuid), "name": vm.name, "id": None, "state": "shutoff", "state_label": "shut off",
         "vcpus": 2, "memory_kib": 262144, "max_memory_kib": 262144, "host": "testdrv", "owner": "alice",
-        "your_role": "owner", "url": f"/api/v1/vms/{vm.uuid}/",
+        "your_role": "owner", "cpu_pct": None, "mem_used_bytes": None, "mem_pct": None,
+        "url": f"/api/v1/vms/{vm.uuid}/",
     }
     detail = api.get(row["url"]).json()
     assert detail["name"] == vm.name and detail["persistent"] is True and detail["autostart"] is False

@@ -1,0 +1,31 @@
+"""``manage.py collector``: one thread per enabled host sampling the usage of its VMs and of the host itself
+(monitoring's Collector: the history in Redis, the latest values) and sending each sample, live, to the browsers
+of the people who may see each VM (``kvmweb.machines.usage``). Follows hosts added and removed; a Redis lease per
+host keeps one collector per host however many of these processes run."""
+from __future__ import annotations
+
+import signal
+import threading
+from typing import Any
+
+from django.core.management.base import BaseCommand
+
+from kvmweb.machines.usage import follow_hosts
+
+
+class Command(BaseCommand):
+    help = "Sample the usage (CPU, memory, disk and network) of every VM and host, for the graphs and lists."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--rescan", type=float, default=10.0, help="seconds between looks for new hosts")
+
+    def handle(self, *args: Any, rescan: float, **options: Any) -> None:
+        stop = threading.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_a: stop.set())
+
+        def said(line: str) -> None:
+            self.stdout.write(line)
+            self.stdout.flush()
+
+        follow_hosts(stop, rescan=rescan, said=said)
