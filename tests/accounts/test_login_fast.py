@@ -143,7 +143,7 @@ def test_login_asks_for_the_code_after_the_password(owner) -> None:  # type: ign
     device.refresh_from_db()
     device.throttle_reset()
     done = client.post("/accounts/login/code/", {"code": totp_code(device, steps_ahead=1)})
-    assert done.status_code == 302 and done["Location"] == "/vms/"
+    assert done.status_code == 302 and done["Location"] == "/"  # the dashboard
     assert client.session["_auth_user_id"] == str(owner.pk)
     assert client.get("/vms/").status_code == 200
 
@@ -179,7 +179,7 @@ def test_turning_off_needs_a_code_and_staff_can_reset(owner, staff) -> None:  # 
     device.throttle_reset()
     off = client.post("/accounts/profile/two-factor/off/", {"totp-off-code": totp_code(device, steps_ahead=1)})
     assert off.status_code == 302 and not TOTPDevice.objects.filter(user=owner).exists()
-    assert post_login(Client(), "alice", "alice-pass-123")["Location"] == "/vms/"  # the password alone again
+    assert post_login(Client(), "alice", "alice-pass-123")["Location"] == "/"  # the password alone again
 
     _turn_on(owner)
     with pytest.raises(PermissionDeniedError):

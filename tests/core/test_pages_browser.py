@@ -1,4 +1,4 @@
-"""Every page of the VM list, a VM's page and its delete page, storage, networks, the ISO library, jobs, hosts, the New VM wizard, login, the error pages and the
+"""Every page of the dashboard, the VM list, a VM's page and its delete page, storage, networks, the ISO library, jobs, hosts, the New VM wizard, login, the error pages and the
 API docs, in Chromium at 1366 px and at 390 px (a phone): axe-core finds no violation of any impact, nothing
 scrolls sideways at 390 px, no inline event handler or inline script is in the page, the Content-Security-Policy
 header is sent and the page breaks none of it. Screenshots at both widths land in test-artifacts/pages-*.png."""
@@ -67,6 +67,7 @@ def objects(qemu_host, staff, test_pool, make_volume, real_vm):  # type: ignore[
 def page_urls(o: dict[str, Any]) -> dict[str, str]:
     h = o["host"].pk
     return {
+        "dashboard": "/",
         "vms": "/vms/",
         "vm": f"/vms/{o['vm'].uuid}/",
         "vm-delete": f"/vms/{o['vm'].uuid}/delete/",
