@@ -177,6 +177,7 @@ def test_two_factor_on_then_asked_for_at_login(portal, page, owner) -> None:  # 
     page.goto(f"{portal.url}/accounts/profile/")
     page.click("#totp-begin")
     page.wait_for_selector("#totp-qr")
+    page.wait_for_function("() => document.querySelector('#totp-qr').complete")  # the image's request ended
     assert page.evaluate("() => document.querySelector('#totp-qr').naturalWidth") > 100  # the SVG loaded
     secret = page.inner_text("#totp-secret")
     check_widths(page, "profile-two-factor-setup")
