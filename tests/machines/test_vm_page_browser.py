@@ -81,7 +81,7 @@ def test_list_bulk_force_off_row_actions_and_thumbnails(  # type: ignore[no-unty
     off_row = page.locator(f"tr[data-uuid='{quiet.uuid}']")
     assert off_row.locator("img").count() == 0 and off_row.locator("button", has_text="Start").count() == 1
     # the thumbnails are real screenshots (PNG decoded by the browser)
-    page.wait_for_function("[...document.querySelectorAll('img[data-thumb]')].every((i) => i.complete && i.naturalWidth > 0)")
+    page.wait_for_function("() => [...document.querySelectorAll('img[data-thumb]')].every((i) => i.complete && i.naturalWidth > 0)")
     check_widths(page, "vm-list")
 
     # the bulk buttons wait for a tick; "tick all" ticks the page's rows
@@ -105,7 +105,7 @@ def test_list_bulk_force_off_row_actions_and_thumbnails(  # type: ignore[no-unty
         assert virsh("domstate", vm.name).strip() == "shut off"
         assert AuditEntry.objects.filter(action="vm.force_off", target__endswith=str(vm.uuid), ok=True).count() == 1
     screenshot(page, "vm-list-bulk-done")
-    page.wait_for_function("document.querySelectorAll('img[data-thumb]').length === 0")
+    page.wait_for_function("() => document.querySelectorAll('img[data-thumb]').length === 0")
 
     # per-row action: Start on one row, and the page comes back to the same filtered list
     first = page.locator(f"tr[data-uuid='{vms[0].uuid}']")
