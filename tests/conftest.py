@@ -256,6 +256,22 @@ def iso_pool_dir(no_leftovers) -> Iterator[str]:  # type: ignore[no-untyped-def]
     shutil.rmtree(base, ignore_errors=True)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def stats_keys_removed() -> Iterator[None]:
+    """The usage history this run's collectors wrote to Redis (under its own KVMWEB_STATS_PREFIX) is deleted at the
+    end: its rings would otherwise stay for up to 31 days. Nothing to do when Redis does not answer (fast tests)."""
+    yield
+    from kvmweb.monitoring import store
+
+    try:
+        r = store.client()
+        keys = list(r.scan_iter(match=f"{store.prefix()}*"))
+        if keys:
+            r.delete(*keys)
+    except Exception:  # noqa: BLE001 - no Redis, nothing was written
+        pass
+
+
 @pytest.fixture(autouse=True)
 def no_queue_check_in_fast_tests(request: pytest.FixtureRequest) -> Iterator[None]:
     """Fast tests run without Redis: the check that the job queue answers before a job is queued
