@@ -7,35 +7,10 @@ sample and runs now started during the interval: its counters count from zero.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from kvmweb import hypervisor as hv
 
-from .store import HOST_METRICS, METRICS
-
-
-@dataclass(frozen=True)
-class Rates:
-    """One VM over one interval. ``cpu_pct``: % of its own vCPUs (0–100); ``cpu_host_pct``: % of all the host's
-    CPUs; memory is the guest's use at the end of the interval (``mem_pct`` of its current memory)."""
-
-    cpu_pct: float | None = None
-    cpu_host_pct: float | None = None
-    mem_used_bytes: float | None = None
-    mem_pct: float | None = None
-    disk_rd_bps: float | None = None
-    disk_wr_bps: float | None = None
-    disk_rd_iops: float | None = None
-    disk_wr_iops: float | None = None
-    net_rx_bps: float | None = None
-    net_tx_bps: float | None = None
-
-    def values(self) -> tuple[float | None, ...]:
-        """In :data:`~.store.METRICS` order."""
-        return tuple(getattr(self, m) for m in METRICS)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {m: None if getattr(self, m) is None else round(getattr(self, m), 3) for m in METRICS}
+from .store import HOST_METRICS, Rates
 
 
 @dataclass(frozen=True)

@@ -259,12 +259,10 @@ def history_delete(kind: str, ident: str | int, *, redis_client: Any = None) -> 
 
 # ------------------------------------------------------------------------------------------------ latest values
 @dataclass(frozen=True)
-class Latest:
-    """A VM's latest rates (``t``: when sampled, epoch seconds; ``host``: its host's id). ``None``: not measured
-    yet (the first sample of a VM gives memory but no rates) or not reported by the guest."""
+class Rates:
+    """One VM over one interval. ``cpu_pct``: % of its own vCPUs (0–100); ``cpu_host_pct``: % of all the host's
+    CPUs; memory is the guest's use at the end of the interval (``mem_pct`` of its current memory)."""
 
-    t: int
-    host: str
     cpu_pct: float | None = None
     cpu_host_pct: float | None = None
     mem_used_bytes: float | None = None
@@ -275,6 +273,22 @@ class Latest:
     disk_wr_iops: float | None = None
     net_rx_bps: float | None = None
     net_tx_bps: float | None = None
+
+    def values(self) -> tuple[float | None, ...]:
+        """In :data:`METRICS` order."""
+        return tuple(getattr(self, m) for m in METRICS)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {m: None if getattr(self, m) is None else round(getattr(self, m), 3) for m in METRICS}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Latest(Rates):
+    """A VM's latest rates (``t``: when sampled, epoch seconds; ``host``: its host's id). ``None``: not measured
+    yet (the first sample of a VM gives memory but no rates) or not reported by the guest."""
+
+    t: int
+    host: str
     vcpus: int = 0
     mem_bytes: int = 0  # current (balloon) memory
 
