@@ -40,6 +40,9 @@ MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 
 
 # ------------------------------------------------------------------------------------------------ values
+KVMWEB_NS = "https://kvmweb.dev/xmlns/domain/1"  # the portal's own <metadata> elements
+
+
 def normalize_mac(mac: str, *, what: str = "MAC address") -> str:
     """``52:54:00:AB:cd:01`` → ``52:54:00:ab:cd:01``; refuses malformed, multicast and all-zero addresses."""
     value = (mac or "").strip().lower().replace("-", ":")
@@ -409,6 +412,11 @@ class Controller(Device):
         return ctrl
 
     @classmethod
+    def scsi(cls, model: str = "virtio-scsi") -> Controller:
+        """A SCSI controller (``virtio-scsi``): the bus for a CD-ROM a guest without AHCI (cloud kernels) can see."""
+        return cls(etree.Element("controller", type="scsi", model=model))
+
+    @classmethod
     def pci(cls, model: str) -> Controller:
         """A PCI controller: ``pcie-root`` (q35's root complex) or a ``pcie-root-port`` (one hot-pluggable slot)."""
         return cls(etree.Element("controller", type="pci", model=model))
@@ -547,6 +555,22 @@ class DomainDocument(XmlNode):
             return found
         holder = ensure(self.element, "metadata")
         return etree.SubElement(holder, f"{{{namespace}}}{tag}", nsmap={prefix: namespace})
+
+    @property
+    def seed_path(self) -> str | None:
+        """The path of the cloud-init seed volume the portal made for this domain (``<kvmweb:seed path=...>`` in
+        its metadata): it goes when the domain is deleted."""
+        found = self.metadata(KVMWEB_NS, "seed")
+        return found.get("path") if found is not None else None
+
+    @seed_path.setter
+    def seed_path(self, path: str | None) -> None:
+        if path is None:
+            found = self.metadata(KVMWEB_NS, "seed")
+            if found is not None:
+                found.getparent().remove(found)  # type: ignore[union-attr]
+            return
+        self.set_metadata(KVMWEB_NS, "kvmweb", "seed").set("path", path)
 
     # -- devices --------------------------------------------------------------------------------------
     @property

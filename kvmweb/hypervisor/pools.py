@@ -214,12 +214,24 @@ class Pool:
         xml = serialize(VolumeSpec(name=name, capacity=capacity, format="raw").element(mode="0644"))
         return Volume(self.conn, self.conn.run(lambda: self._pool.createXML(xml, 0)))
 
-    def create_overlay(self, source: Volume, name: str) -> Volume:
-        """A linked clone: a new qcow2 that reads unchanged data from ``source`` (``qemu-img create -b``)."""
+    def create_overlay(self, source: Volume, name: str, *, capacity: int | None = None) -> Volume:
+        """A linked clone: a new qcow2 that reads unchanged data from ``source`` (``qemu-img create -b``), as large
+        as ``source`` or ``capacity`` bytes when that is more (the guest sees a grown disk)."""
         src = source.spec()
-        spec = VolumeSpec(name=name, capacity=src.capacity, format="qcow2", backing_path=source.path,
-                          backing_format=src.format)
+        spec = VolumeSpec(name=name, capacity=max(src.capacity, capacity or 0), format="qcow2",
+                          backing_path=source.path, backing_format=src.format)
         return self.create_volume(spec)
+
+    def create_file_volume(self, name: str, data: bytes) -> Volume:
+        """A raw volume holding ``data`` (a small file such as a cloud-init seed ISO), readable by its owner only
+        until libvirt labels it for the guest that opens it. Deleted again if writing it fails."""
+        volume = self.create_volume(VolumeSpec(name=name, capacity=len(data), format="raw"))
+        try:
+            volume.upload([data], length=len(data))
+        except Exception:
+            volume.delete()
+            raise
+        return volume
 
     @property
     def raw(self) -> libvirt.virStoragePool:
