@@ -568,7 +568,7 @@ class DomainDocument(XmlNode):
         if path is None:
             found = self.metadata(KVMWEB_NS, "seed")
             if found is not None:
-                found.getparent().remove(found)  # type: ignore[union-attr]
+                found.getparent().remove(found)
             return
         self.set_metadata(KVMWEB_NS, "kvmweb", "seed").set("path", path)
 
