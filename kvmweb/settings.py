@@ -251,6 +251,11 @@ KVMWEB_QUOTA_DISK_GIB = os.environ.get("KVMWEB_QUOTA_DISK_GIB", "")
 KVMWEB_ISO_POOL = os.environ.get("KVMWEB_ISO_POOL", "kvmweb-isos")
 KVMWEB_ISO_DIR = os.environ.get("KVMWEB_ISO_DIR", "/var/lib/kvmweb/isos")
 KVMWEB_ISO_UPLOAD_BY_USERS = env_bool("KVMWEB_ISO_UPLOAD_BY_USERS", False)  # else staff only
+# Image library (kvmweb.media, kind "image"): the pool for disk images templates start from (uploads and copies).
+KVMWEB_IMAGE_POOL = os.environ.get("KVMWEB_IMAGE_POOL", "kvmweb-images")
+KVMWEB_IMAGE_DIR = os.environ.get("KVMWEB_IMAGE_DIR", "/var/lib/kvmweb/images")
+# cloud-init: the largest extra user-data (#cloud-config) a person may give, in bytes.
+KVMWEB_USER_DATA_MAX = int(os.environ.get("KVMWEB_USER_DATA_MAX", str(16 * 1024)))
 # Newcomer defaults (`manage.py bootstrap`): each host gets libvirt's conventional directory pool, as virt-install and
 # virt-manager create it, opened to every user unless KVMWEB_DEFAULT_POOL_OPEN=0.
 KVMWEB_DEFAULT_POOL = os.environ.get("KVMWEB_DEFAULT_POOL", "default")

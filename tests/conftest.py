@@ -257,6 +257,24 @@ def iso_pool_dir(no_leftovers) -> Iterator[str]:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(scope="session", autouse=True)
+def image_pool_dir(no_leftovers) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """The portal's image pool (the image library's disk images), for this run and the servers it starts: a
+    prefixed pool in a temporary folder; removed at the end (before the leftover check)."""
+    from django.conf import settings
+
+    base = tempfile.mkdtemp(prefix=f"{PREFIX}imgs-")
+    os.chmod(base, 0o755)
+    pool = f"{PREFIX}imgs-{os.getpid()}"
+    old = settings.KVMWEB_IMAGE_POOL, settings.KVMWEB_IMAGE_DIR
+    settings.KVMWEB_IMAGE_POOL, settings.KVMWEB_IMAGE_DIR = pool, f"{base}/images"
+    yield settings.KVMWEB_IMAGE_DIR
+    settings.KVMWEB_IMAGE_POOL, settings.KVMWEB_IMAGE_DIR = old
+    if libvirt_available():
+        remove_pool(pool)
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
 def stats_keys_removed() -> Iterator[None]:
     """The usage history this run's collectors wrote to Redis (under its own KVMWEB_STATS_PREFIX) is deleted at the
     end: its rings would otherwise stay for up to 31 days. Nothing to do when Redis does not answer (fast tests)."""

@@ -69,6 +69,12 @@ def iso_pool(host: Host) -> hv.Pool:
     return hv.pool_ensure(host_connection(host), settings.KVMWEB_ISO_POOL, settings.KVMWEB_ISO_DIR)
 
 
+def image_pool(host: Host) -> hv.Pool:
+    """The portal's image pool on ``host`` (disk images of the image library), created the first time it is
+    needed."""
+    return hv.pool_ensure(host_connection(host), settings.KVMWEB_IMAGE_POOL, settings.KVMWEB_IMAGE_DIR)
+
+
 def upload_file_name(name: str) -> str:
     """A browser's file name as a volume name: characters a file name in the pool may not hold become '_'."""
     cleaned = re.sub(r"[^A-Za-z0-9._-]", "_", posixpath.basename((name or "").strip()))
