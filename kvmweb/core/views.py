@@ -29,6 +29,7 @@ def run_service(request: HttpRequest, call: Callable[[], T], *, form: forms.Form
         if form is not None:
             placed = False
             for name, msgs in reply.fields.items():
+                name = name if name in form.fields else name.rsplit(".", 1)[-1]  # "cloud_init.user" → "user"
                 if name in form.fields:
                     for msg in msgs:
                         form.add_error(name, msg)

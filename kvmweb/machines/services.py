@@ -201,16 +201,22 @@ def vm_state_event(event: hv.DomainEvent, host: Host | None = None) -> dict[str,
 
 def vm_delete(*, actor: Actor, vm: VirtualMachine, delete_volumes: bool = False) -> DeleteResult:
     """Undefine a shut-off VM (with its NVRAM, managed-save image and snapshot metadata), and optionally the
-    storage volumes of its writable disks. Shared and read-only media (ISOs) are never deleted."""
+    storage volumes of its writable disks. Shared and read-only media (ISOs) are never deleted; the cloud-init seed
+    the portal made for the VM (``seed_path`` in its metadata) always is."""
     dom = vm_checked(actor, vm, VmAction.DELETE)
     result = DeleteResult(name=vm.name)
     with vm_audited(actor, "vm.delete_with_volumes" if delete_volumes else "vm.delete", vm) as notes:
         if dom.state().is_active:
             raise ConflictError(f"{vm.name} is running: force it off first, then delete it.", code="vm_running")
         conn = host_connection(vm.host)
+        definition = dom.definition()
         volumes: list[hv.Volume] = []
+        # the cloud-init seed the portal made for this VM goes with it, asked or not: it is nobody else's
+        seed = hv.volume_by_path(conn, definition.seed_path) if definition.seed_path else None
+        if seed is not None:
+            volumes.append(seed)
         if delete_volumes:
-            for disk in dom.definition().disks:
+            for disk in definition.disks:
                 info = disk.info()
                 if info.device != "disk" or not info.source:
                     continue

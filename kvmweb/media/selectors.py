@@ -15,7 +15,7 @@ from .models import IsoImage
 
 
 def iso_queryset(actor: Actor) -> QuerySet[IsoImage]:
-    isos = IsoImage.objects.select_related("host", "added_by")
+    isos = IsoImage.objects.select_related("host", "added_by").filter(kind=IsoImage.Kind.ISO)
     if not is_authenticated(actor):
         return isos.none()
     if is_staff(actor):
@@ -30,6 +30,27 @@ def iso_list(*, actor: Actor, host: Host | None = None, complete_only: bool = Fa
     if complete_only:
         isos = isos.filter(complete=True)
     return isos
+
+
+def image_queryset(actor: Actor) -> QuerySet[IsoImage]:
+    """The image library as ``actor`` sees it: staff everything; a user complete public images and their own."""
+    images = IsoImage.objects.select_related("host", "added_by").filter(kind=IsoImage.Kind.IMAGE)
+    if not is_authenticated(actor):
+        return images.none()
+    if is_staff(actor):
+        return images
+    return images.filter(Q(complete=True, public=True) | Q(added_by=actor))
+
+
+def image_get(*, actor: Actor, pk: int | str) -> IsoImage:
+    try:
+        key = int(pk)
+    except (TypeError, ValueError):
+        raise NotFoundError("No such disk image.") from None
+    image = image_queryset(actor).filter(pk=key).first()
+    if image is None:
+        raise NotFoundError("No such disk image.")
+    return image
 
 
 def iso_get(*, actor: Actor, pk: int | str) -> IsoImage:

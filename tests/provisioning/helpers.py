@@ -87,3 +87,39 @@ def device_kinds(xml: str) -> Counter[tuple[str, ...]]:
             kind = (tag, el.get("type", ""))
         kinds[kind] += 1
     return kinds
+
+
+def agent(name: str, command: str, arguments: dict | None = None, *, timeout: int = 5) -> object:  # type: ignore[type-arg]
+    """One QEMU guest agent command through libvirt (``virsh qemu-agent-command``): its ``return`` value."""
+    import json
+
+    message = {"execute": command, **({"arguments": arguments} if arguments else {})}
+    out = subprocess.run(["virsh", "-c", "qemu:///system", "qemu-agent-command", name, json.dumps(message),
+                          "--timeout", str(timeout)], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)["return"]
+
+
+def wait_agent_hostname(name: str, *, timeout: float = 240.0) -> str:
+    """The host name the guest agent reports, once it answers (a cloud guest under TCG: ~25 s after start)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            return str(agent(name, "guest-get-host-name")["host-name"])  # type: ignore[index]
+        except subprocess.CalledProcessError:
+            time.sleep(1)
+    raise AssertionError(f"the guest agent of {name} did not answer within {timeout:.0f} s")
+
+
+def guest_run(name: str, path: str, *args: str, timeout: float = 60.0) -> tuple[int, str]:
+    """Run a program in the guest through its agent (``guest-exec``): exit code and standard output."""
+    import base64
+
+    pid = agent(name, "guest-exec", {"path": path, "arg": list(args), "capture-output": True})["pid"]  # type: ignore[index]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = agent(name, "guest-exec-status", {"pid": pid})
+        if status["exited"]:  # type: ignore[index]
+            out = base64.b64decode(status.get("out-data", "")).decode()  # type: ignore[union-attr]
+            return int(status.get("exitcode", -1)), out  # type: ignore[union-attr]
+        time.sleep(0.3)
+    raise AssertionError(f"{path} did not end in the guest {name} within {timeout:.0f} s")
