@@ -3,7 +3,7 @@
 # Type-checked strictly: the hypervisor layer and the modules written on the architecture's rules.
 MYPY_STRICT = kvmweb/hypervisor kvmweb/access/permissions.py kvmweb/core/views.py kvmweb/jobs/registry.py \
 	kvmweb/machines/events.py kvmweb/machines/selectors.py kvmweb/machines/services.py kvmweb/storage/clone.py \
-	kvmweb/machines/shutdown.py kvmweb/machines/tasks.py kvmweb/machines/usage.py kvmweb/dashboard/selectors.py kvmweb/provisioning/devices.py kvmweb/console/rfb.py \
+	kvmweb/machines/shutdown.py kvmweb/machines/tasks.py kvmweb/machines/usage.py kvmweb/dashboard/selectors.py kvmweb/provisioning/devices.py kvmweb/provisioning/cloudinit.py kvmweb/console/rfb.py \
 	kvmweb/accounts/tokens.py kvmweb/accounts/sshkeys.py kvmweb/accounts/twofactor.py kvmweb/accounts/lockout.py \
 	kvmweb/monitoring/store.py kvmweb/monitoring/rates.py kvmweb/monitoring/collector.py kvmweb/monitoring/selectors.py \
 	kvmweb/monitoring/services.py

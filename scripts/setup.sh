@@ -13,7 +13,7 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
 # -- Debian packages ----------------------------------------------------------------------------------------
 PKGS=(libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils libvirt-dev pkg-config iptables
-      redis-server python3 python3-venv python3-dev gcc nodejs npm osinfo-db iproute2)
+      redis-server python3 python3-venv python3-dev gcc nodejs npm osinfo-db iproute2 dnsmasq-base)
 TEST_PKGS=(chromium memtest86+ grub-rescue-pc virtinst openssh-client)
 want=("${PKGS[@]}")
 (( TEST )) && want+=("${TEST_PKGS[@]}")
@@ -78,6 +78,15 @@ fi
 if [[ ! -d node_modules || package-lock.json -nt node_modules/.package-lock.json ]]; then
   say "Installing front-end packages (npm ci)"
   npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null
+fi
+
+# -- The cloud-init test guest (Debian 12 + cloud-init + the guest agent, booted by the real tests) ---------------
+if (( TEST )); then
+  IMAGE_DIR="$VAR/cloud-image"
+  if [[ ! -f "$IMAGE_DIR/base.qcow2" || ! -f "$IMAGE_DIR/vmlinuz" || ! -f "$IMAGE_DIR/initrd" ]]; then
+    say "Building the cloud-init test image in $IMAGE_DIR (about 40 s, once per machine)"
+    scripts/cloud-image.sh "$IMAGE_DIR"
+  fi
 fi
 
 # -- Database -----------------------------------------------------------------------------------------------
