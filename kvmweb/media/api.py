@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -119,32 +119,31 @@ class IsoContentApi(_Kind, APIView):
 
 
 # -- the image library: the same endpoints over disk images ------------------------------------------------
+@extend_schema_view(
+    get=extend_schema(parameters=[OpenApiParameter("host", int)], responses=ImageSerializer(many=True),
+                      summary="The image library (disk images)"),
+    post=extend_schema(request=ImageUploadBeginSerializer, responses={201: ImageSerializer},
+                       summary="Start the upload of a disk image (.qcow2, .img, .raw) into the host's image pool; "
+                               "the last piece has it checked (qcow2 or raw, no backing file outside the library)"),
+)
 class ImageListApi(_Image, IsoListApi):
-    @extend_schema(parameters=[OpenApiParameter("host", int)], responses=ImageSerializer(many=True),
-                   summary="The image library (disk images)")
-    def get(self, request: Request) -> Response:
-        return super().get(request)
-
-    @extend_schema(request=ImageUploadBeginSerializer, responses={201: ImageSerializer},
-                   summary="Start the upload of a disk image (.qcow2, .img, .raw) into the host's image pool; the "
-                           "last piece has it checked (qcow2 or raw, no backing file outside the library)")
-    def post(self, request: Request) -> Response:
-        return super().post(request)
+    pass
 
 
+@extend_schema_view(post=extend_schema(
+    request=ImageRegisterSerializer, responses={202: ImageImportAcceptedSerializer},
+    summary="Staff: add a disk image already on the host (in place, or copied into the image pool with its kernel "
+            "and initrd); a job checks it and completes it"))
 class ImageRegisterApi(_Image, IsoRegisterApi):
-    @extend_schema(request=ImageRegisterSerializer, responses={202: ImageImportAcceptedSerializer},
-                   summary="Staff: add a disk image already on the host (in place, or copied into the image pool "
-                           "with its kernel and initrd); a job checks it and completes it")
-    def post(self, request: Request) -> Response:
-        return super().post(request)
+    pass
 
 
+@extend_schema_view(
+    get=extend_schema(responses=ImageSerializer, summary="One disk image"),
+    delete=extend_schema(responses={204: None},
+                         summary="Delete a disk image (refused while a VM, a volume or a template uses it)"),
+)
 class ImageDetailApi(_Image, IsoDetailApi):
-    @extend_schema(responses=ImageSerializer, summary="One disk image")
-    def get(self, request: Request, pk: int) -> Response:
-        return super().get(request, pk)
-
     @extend_schema(request=ImagePatchSerializer, responses=ImageSerializer,
                    summary="Staff: rename, publish or unpublish a disk image, change its OS or kernel command line")
     def patch(self, request: Request, pk: int) -> Response:
@@ -156,14 +155,9 @@ class ImageDetailApi(_Image, IsoDetailApi):
         image = services.image_update(actor=request.user, image=image, **body.validated_data)
         return Response(ImageSerializer(image).data)
 
-    @extend_schema(responses={204: None}, summary="Delete a disk image (refused while a VM, a volume or a template "
-                                                  "uses it)")
-    def delete(self, request: Request, pk: int) -> Response:
-        return super().delete(request, pk)
 
-
+@extend_schema_view(put=extend_schema(
+    request={"application/octet-stream": bytes}, parameters=[OpenApiParameter("offset", int)],
+    responses=ImageSerializer, summary="Send the next piece of a disk image's upload"))
 class ImageContentApi(_Image, IsoContentApi):
-    @extend_schema(request={"application/octet-stream": bytes}, parameters=[OpenApiParameter("offset", int)],
-                   responses=ImageSerializer, summary="Send the next piece of a disk image's upload")
-    def put(self, request: Request, pk: int) -> Response:
-        return super().put(request, pk)
+    pass
