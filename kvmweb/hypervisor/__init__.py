@@ -110,10 +110,10 @@ from .volumes import (
     Volume,
     VolumeInfo,
     VolumeSpec,
+    check_qcow2_header,
     file_name_for,
     looks_like_iso9660,
     path_inside,
-    qcow2_refusals,
     read_head,
     split_ext,
     validate_volume_name,
@@ -155,5 +155,5 @@ __all__ = [
     "path_inside",
     "read_head", "split_ext", "volume_by_path",
     # disk images (the image library)
-    "ImageInfo", "qcow2_refusals", "volume_backing_users", "volume_image_info",
+    "ImageInfo", "check_qcow2_header", "volume_backing_users", "volume_image_info",
 ]

@@ -324,7 +324,7 @@ QCOW2_MAGIC = b"QFI\xfb"
 QCOW2_EXTERNAL_DATA = 1 << 2  # incompatible feature bit: the guest's data lives in another file
 
 
-def qcow2_refusals(head: bytes) -> list[str]:
+def check_qcow2_header(head: bytes) -> list[str]:
     """What a qcow2 header (a file's first bytes) asks for that a shared library image may not have: an external
     data file (another file of the host read as the disk's data) or encryption (a secret the portal does not hold).
     Neither shows in libvirt's volume XML, so the header itself is read. Empty for anything else."""

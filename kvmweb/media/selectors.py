@@ -110,8 +110,8 @@ class ImageUsers:
 def image_users(host: Host, *, actor: Actor, paths: Iterable[str]) -> dict[str, ImageUsers]:
     """path (of ``paths``) → who uses it, from one listing of the host's domain disks and one of its pools' volumes;
     overlays of overlays count too. Empty when the host does not answer."""
-    conn = host_connection(host)
     try:
+        conn = host_connection(host)
         disks = hv.domain_disk_users(conn)
         backing = hv.volume_backing_users(conn)
     except hv.HypervisorError:

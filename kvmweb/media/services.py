@@ -91,8 +91,6 @@ IMAGE = Library(kind=IsoImage.Kind.IMAGE, title="image library", noun="disk imag
                 pool_title="image pool", suffixes=(".qcow2", ".img", ".raw"), pool_setting="KVMWEB_IMAGE_POOL",
                 dir_setting="KVMWEB_IMAGE_DIR")
 LIBRARIES = {lib.kind: lib for lib in (ISO, IMAGE)}
-UPLOAD, IMPORT = ISO.upload_job, ISO.import_job  # the ISO library's job types
-JOB_KINDS = [job for lib in (ISO, IMAGE) for job in (lib.upload_job, lib.import_job)]
 
 
 def library(row: IsoImage) -> Library:
@@ -221,7 +219,7 @@ def image_check(host: Host, source: HostFile, *, field: str = "path") -> dict[st
     head = source.head()
     if info.format == "raw" and hv.looks_like_iso9660(head):
         raise refuse("is an ISO 9660 image (an install medium): add it to the ISO library instead.", "an ISO image")
-    refused = hv.qcow2_refusals(head) if info.format == "qcow2" else []
+    refused = hv.check_qcow2_header(head) if info.format == "qcow2" else []
     if refused:
         raise refuse(f"uses {' and '.join(refused)}, which library images may not.", "unsupported qcow2 feature")
     return {"format": info.format, "virtual_size": info.virtual_size}
@@ -335,6 +333,9 @@ def _checked_upload(iso: IsoImage, volume: hv.Volume, job: Job | None) -> dict[s
         if job is not None:
             run_cleanup(job.pk)
             job_fail(job_id=job.pk, error=exc.detail)
+        else:
+            volume.delete()
+            iso.delete()
         raise
 
 

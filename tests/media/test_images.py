@@ -163,11 +163,11 @@ def test_what_a_disk_image_may_not_be(staff, test_host, disk_file, iso_pool_dir)
 def test_qcow2_header_refusals() -> None:
     header = bytearray(b"QFI\xfb" + bytes(100))
     header[4:8] = (3).to_bytes(4, "big")
-    assert hv.qcow2_refusals(bytes(header)) == []
+    assert hv.check_qcow2_header(bytes(header)) == []
     header[72:80] = (4).to_bytes(8, "big")  # incompatible feature: external data file
     header[32:36] = (2).to_bytes(4, "big")  # LUKS
-    assert hv.qcow2_refusals(bytes(header)) == ["encryption", "an external data file"]
-    assert hv.qcow2_refusals(b"not a qcow2" + bytes(200)) == []
+    assert hv.check_qcow2_header(bytes(header)) == ["encryption", "an external data file"]
+    assert hv.check_qcow2_header(b"not a qcow2" + bytes(200)) == []
 
 
 def test_delete_refused_while_a_template_uses_the_image(staff, test_host) -> None:  # type: ignore[no-untyped-def]
