@@ -97,16 +97,20 @@ from .networks import (
     network_list,
     network_lookup,
 )
-from .pools import Pool, PoolInfo, PoolSpec, PoolState, pool_define, pool_ensure, pool_list, pool_lookup
+from .pools import (
+    Pool, PoolInfo, PoolSpec, PoolState, pool_define, pool_ensure, pool_list, pool_lookup, volume_backing_users,
+)
 from .registry import Connection, registry
 from .stats import DomainStats, HostStats, domain_stats_all, host_stats
 from .units import SIZE_HELP, GiB, KiB, MiB, TiB, SizeInvalid, SizeRequest, human, parse_size
 from .volumes import (
     STREAM_CHUNK,
     VOLUME_FORMATS,
+    ImageInfo,
     Volume,
     VolumeInfo,
     VolumeSpec,
+    check_qcow2_header,
     file_name_for,
     looks_like_iso9660,
     path_inside,
@@ -114,6 +118,7 @@ from .volumes import (
     split_ext,
     validate_volume_name,
     volume_by_path,
+    volume_image_info,
 )
 
 __all__ = [
@@ -149,4 +154,6 @@ __all__ = [
     "STREAM_CHUNK", "VOLUME_FORMATS", "Volume", "VolumeInfo", "VolumeSpec", "file_name_for", "looks_like_iso9660",
     "path_inside",
     "read_head", "split_ext", "volume_by_path",
+    # disk images (the image library)
+    "ImageInfo", "check_qcow2_header", "volume_backing_users", "volume_image_info",
 ]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import libvirt
 from lxml import etree
 
-from .errors import InvalidRequest, PoolNotFound, VolumeNotFound
+from .errors import InvalidRequest, NotFound, OperationInvalid, PoolNotFound, VolumeNotFound
 from .names import validate_name
 from .registry import Connection
 from .units import xml_element_bytes
@@ -279,6 +279,22 @@ def _pool_info(conn: Connection, pool: libvirt.virStoragePool) -> PoolInfo:
         persistent=persistent, autostart=bool(conn.run(pool.autostart)) if persistent else False,
         capacity=capacity, allocation=allocation, available=available, target_path=spec.target_path,
     )
+
+
+def volume_backing_users(conn: Connection) -> dict[str, list[VolumeInfo]]:
+    """backing file path → the volumes that sit on it (qcow2 overlays, linked clones), across every active pool of
+    the host: one pool listing, then each pool's volumes (:meth:`Pool.volumes`)."""
+    pools = conn.call(lambda c: c.listAllStoragePools(libvirt.VIR_CONNECT_LIST_STORAGE_POOLS_ACTIVE))
+    users: dict[str, list[VolumeInfo]] = {}
+    for raw in pools:
+        try:
+            rows = Pool(conn, raw).volumes()
+        except (NotFound, OperationInvalid):
+            continue  # stopped or removed since the listing
+        for row in rows:
+            if row.backing_path:
+                users.setdefault(row.backing_path, []).append(row)
+    return users
 
 
 def pool_ensure(conn: Connection, name: str, path: str) -> Pool:

@@ -126,6 +126,16 @@ class VolumeInfo:
     physical: int = 0  # the file's length (a download's size)
 
 
+@dataclass(frozen=True)
+class ImageInfo:
+    """What a disk image file is, as ``qemu-img info`` (or libvirt's probe of its header) tells it."""
+
+    format: str
+    virtual_size: int  # the disk's size as a guest sees it, in bytes
+    backing_path: str | None = None  # absolute
+    backing_format: str | None = None
+
+
 class Volume:
     """A handle on one storage volume."""
 
@@ -147,6 +157,12 @@ class Volume:
 
     def info(self, pool: str = "") -> VolumeInfo:
         return volume_info(pool or self.pool_name(), self.spec(), self.path)
+
+    def image_info(self) -> ImageInfo:
+        """What libvirt's probe of the file's header says it is (fresh after a refresh of its pool)."""
+        spec = self.spec()
+        return ImageInfo(format=spec.format, virtual_size=spec.capacity, backing_path=spec.backing_path,
+                         backing_format=spec.backing_format)
 
     def pool_name(self) -> str:
         return str(self.conn.run(lambda: self._vol.storagePoolLookupByVolume().name()))
@@ -232,6 +248,17 @@ def volume_by_path(conn: Connection, path: str) -> Volume | None:
     return Volume(conn, vol, path=path, name=vol.name())
 
 
+def volume_image_info(conn: Connection, path: str) -> ImageInfo | None:
+    """What the file ``path`` is (format, virtual size, backing file) as libvirt probes its header, after a refresh
+    of its pool so that the probe is fresh (a volume written since, e.g. an upload, is read again); works for remote
+    hosts. None when no pool holds ``path``."""
+    volume = volume_by_path(conn, path)
+    if volume is None:
+        return None
+    conn.run(lambda: volume.raw.storagePoolLookupByVolume().refresh(0))
+    return volume.image_info()
+
+
 def volume_info(pool: str, spec: VolumeSpec, path: str) -> VolumeInfo:
     return VolumeInfo(pool=pool, name=spec.name, path=path, format=spec.format, capacity=spec.capacity,
                       allocation=spec.allocation, backing_path=spec.backing_path, physical=spec.physical)
@@ -290,3 +317,23 @@ def looks_like_iso9660(head: bytes) -> bool:
     """Whether a file's first bytes carry the ISO 9660 signature (what an install CD/DVD image has; a hybrid
     ISO that also boots from USB has it too)."""
     return head[ISO9660_SIGNATURE_AT:ISO9660_SIGNATURE_AT + len(ISO9660_SIGNATURE)] == ISO9660_SIGNATURE
+
+
+# -- disk images ---------------------------------------------------------------------------------------------
+QCOW2_MAGIC = b"QFI\xfb"
+QCOW2_EXTERNAL_DATA = 1 << 2  # incompatible feature bit: the guest's data lives in another file
+
+
+def check_qcow2_header(head: bytes) -> list[str]:
+    """What a qcow2 header (a file's first bytes) asks for that a shared library image may not have: an external
+    data file (another file of the host read as the disk's data) or encryption (a secret the portal does not hold).
+    Neither shows in libvirt's volume XML, so the header itself is read. Empty for anything else."""
+    if head[:4] != QCOW2_MAGIC or len(head) < 80:
+        return []
+    version = int.from_bytes(head[4:8], "big")
+    crypt_method = int.from_bytes(head[32:36], "big")
+    incompatible = int.from_bytes(head[72:80], "big") if version >= 3 else 0
+    refused = ["encryption"] if crypt_method else []
+    if incompatible & QCOW2_EXTERNAL_DATA:
+        refused.append("an external data file")
+    return refused

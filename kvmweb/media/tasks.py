@@ -1,5 +1,5 @@
-"""Jobs of the ISO library: importing a file already on a host (a Celery task), and the undo steps of uploads
-(jobs driven by the browser's requests) and imports."""
+"""Jobs of the media library (both kinds): importing a file already on a host (a Celery task), and the undo steps
+of uploads (jobs driven by the browser's requests) and imports."""
 from __future__ import annotations
 
 from typing import Any
@@ -29,7 +29,7 @@ def _delete_upload(params: dict[str, Any]) -> str | None:
 
 @undo_step("media.delete_copy")
 def _delete_copy(params: dict[str, Any]) -> str | None:
-    """Remove the partial copy an import made in the ISO pool."""
+    """Remove the partial copy an import made in the library's pool."""
     host = Host.objects.filter(pk=params["host_id"]).first()
     if host is None:
         return "its host is gone"
@@ -47,6 +47,11 @@ def _forget_import(params: dict[str, Any]) -> str | None:
     return None if removed else "it was already gone"
 
 
-@job_task(services.IMPORT)
+@job_task(services.ISO.import_job)
 def import_iso(ctx: JobContext) -> dict[str, Any]:
+    return services.iso_import_run(ctx)
+
+
+@job_task(services.IMAGE.import_job)
+def import_image(ctx: JobContext) -> dict[str, Any]:
     return services.iso_import_run(ctx)

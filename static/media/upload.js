@@ -1,15 +1,21 @@
-// ISO upload from the library page: POST {host, name, size} makes the medium and its job, then the file goes in
-// 4 MiB pieces, each PUT to /api/v1/isos/<id>/content/?offset=N (static/js/pieces.js: in order, one in flight,
-// retried from where the server stands). If the upload fails, the unfinished file is deleted.
+// Upload from a media library page (ISOs, disk images): POST {host, name, size, ...the form's [data-field] inputs}
+// to the form's data-api makes the file's row and its job, then the file goes in 4 MiB pieces, each PUT to
+// <api><id>/content/?offset=N (static/js/pieces.js: in order, one in flight, retried from where the server
+// stands). If the upload fails (a disk image the server refuses at its last piece, too), the unfinished file is
+// deleted.
 (function () {
   "use strict";
   const PIECE = 4 * 1024 * 1024;
-  const form = document.getElementById("iso-upload");
+  const form = document.getElementById("iso-upload") || document.getElementById("image-upload");
   if (!form) return;
   const { call, sendInPieces, showOn } = window.kvmwebPieces;
   const bar = document.getElementById("upload-progress");
   const status = document.getElementById("upload-status");
   const csrf = JSON.parse(document.body.getAttribute("hx-headers") || "{}")["X-CSRFToken"];
+
+  // what else the form asks (e.g. an image's OS): inputs marked data-field, by name
+  const extra = () => Object.fromEntries(Array.from(form.querySelectorAll("[data-field]"))
+    .map((el) => [el.name, el.type === "checkbox" ? el.checked : el.value]));
 
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -23,7 +29,7 @@
     let iso;
     try {
       iso = await call(api, { method: "POST", headers: Object.assign({ "Content-Type": "application/json" }, headers),
-        body: JSON.stringify({ host: Number(host), name: file.name, size: file.size }) });
+        body: JSON.stringify(Object.assign(extra(), { host: Number(host), name: file.name, size: file.size })) });
       await sendInPieces(file, {
         piece: PIECE,
         send: (offset, blob) => call(api + iso.id + "/content/?offset=" + offset, { method: "PUT", body: blob,

@@ -101,6 +101,15 @@ def _owned_upload(owner: Any, host: Any) -> dict[str, Any]:
     return {"pk": iso.pk}
 
 
+def _owned_image(owner: Any, host: Any) -> dict[str, Any]:
+    """A disk image alice uploads, not finished and not public (only she and staff see it)."""
+    from kvmweb.media.models import IsoImage
+
+    image = IsoImage.objects.create(kind="image", host=host, name="perm.qcow2", path="/perm/perm.qcow2", size=10,
+                                    public=False, added_by=owner)
+    return {"pk": image.pk}
+
+
 def _owned_share(owner: Any, host: Any) -> dict[str, Any]:
     """alice's VM, shared with carol: the share's own URLs (the roles' cells are in test_role_matrix.py)."""
     from django.contrib.auth import get_user_model
@@ -136,6 +145,8 @@ FACTORIES: dict[str, ObjectFactory] = {
     "machines:share-": _owned_share,
     "api:vm-share": _owned_share,
     "api:iso-": _owned_upload,
+    "media:image-": _owned_image,
+    "api:image-": _owned_image,
     "storage:": _owned_volume,
     "api:pool-": _owned_volume,
     "api:volume-": _owned_volume,
