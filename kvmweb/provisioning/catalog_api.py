@@ -129,7 +129,8 @@ class TemplateDetailApi(APIView):
     def _update(self, request: Request, pk: int, *, partial: bool) -> Response:
         template = template_get(actor=request.user, pk=pk)
         body = _body(TemplateInputSerializer, request, partial=partial)
-        public = body.pop("public", None) if partial or "public" in request.data else None
+        given = body.pop("public", None)
+        public = given if "public" in request.data else None  # publishing changes only when asked
         messages = []
         if set(body) - {"image"}:
             result = catalog.template_update(actor=request.user, template=template,
