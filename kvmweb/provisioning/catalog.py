@@ -411,7 +411,8 @@ def template_from_vm(*, actor: Actor, vm: VirtualMachine, name: object, descript
     taken = (IsoImage.objects.filter(host=host, name=volume_name).exists()
              or Template.objects.filter(name=template_name).filter(owner_id=actor_id(actor)).exists())
     if taken:
-        raise ConflictError(f"You already have a template or an image named {template_name}.", code="name_taken",
+        raise ConflictError(f"The name {template_name} is taken: you have a template of that name, or {host} has an "
+                            f"image {volume_name}.", code="name_taken",
                             fields={"name": ["taken"]})
     state = dom.state()
     if state.is_active:
@@ -421,11 +422,17 @@ def template_from_vm(*, actor: Actor, vm: VirtualMachine, name: object, descript
     conn = host_connection(host)
     source = _source_disk(conn, doc)
     info = source.info(pool=source.pool_name())
-    pool = image_pool(host)
-    if pool.has_volume(volume_name):
-        raise ConflictError(f"The image pool on {host} already has a file {volume_name}.", code="name_taken",
-                            fields={"name": ["taken"]})
-    check_space(pool, info.allocation, f"Copying {info.name} ({hv.human(info.allocation)})")
+    try:  # made by the job when missing
+        pool: hv.Pool | None = hv.pool_lookup(conn, settings.KVMWEB_IMAGE_POOL)
+    except hv.PoolNotFound:
+        pool = None
+    if pool is not None and pool.is_active():
+        if pool.has_volume(volume_name):
+            raise ConflictError(f"The image pool on {host} already has a file {volume_name}.", code="name_taken",
+                                fields={"name": ["taken"]})
+        check_space(pool, info.allocation, f"Copying {info.name} ({hv.human(info.allocation)})")
+    path = pool.volume_path(volume_name) if pool is not None else hv.path_inside(settings.KVMWEB_IMAGE_DIR,
+                                                                                  volume_name)
     check_quota(actor, disk_bytes=info.capacity, fields={"disk": "name"})
     params: dict[str, Any] = {
         "host_id": host.pk, "uuid": str(vm.uuid), "name": template_name, "volume": volume_name,
@@ -437,8 +444,8 @@ def template_from_vm(*, actor: Actor, vm: VirtualMachine, name: object, descript
         try:
             with transaction.atomic():
                 image = IsoImage.objects.create(
-                    kind=IsoImage.Kind.IMAGE, host=host, name=volume_name, path=pool.volume_path(volume_name),
-                    pool=pool.name, format="qcow2", virtual_size=info.capacity, public=False,
+                    kind=IsoImage.Kind.IMAGE, host=host, name=volume_name, path=path, pool=settings.KVMWEB_IMAGE_POOL,
+                    format="qcow2", virtual_size=info.capacity, public=False,
                     added_by=actor if actor.is_authenticated else None, kernel=doc.kernel or "",
                     initrd=doc.initrd or "", cmdline=doc.cmdline or "")
                 template = Template.objects.create(

@@ -22,7 +22,7 @@ from kvmweb.provisioning import catalog
 from kvmweb.provisioning.models import Flavor, Template
 from kvmweb.provisioning.selectors import flavor_get, template_get, template_list
 from kvmweb.storage.models import VolumeOwner
-from tests.conftest import PREFIX, spec_testdrv, unique_name
+from tests.conftest import spec_testdrv, unique_name
 
 pytestmark = pytest.mark.django_db
 TEST_URI = "test:///default"
@@ -55,8 +55,9 @@ def flavor(staff) -> Flavor:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def image_pool_volumes() -> Iterator[None]:
-    """Remove prefixed volumes the test driver's image pool got during the test."""
+def testdrv_image_pool() -> Iterator[None]:
+    """Remove the image pool the test driver got during the test, with its volumes (the driver's state lives as
+    long as the test process: other tests count its pools)."""
     yield
     conn = hv.registry.connection(TEST_URI)
     try:
@@ -64,8 +65,9 @@ def image_pool_volumes() -> Iterator[None]:
     except hv.NotFound:
         return
     for vol in pool.volumes():
-        if vol.name.startswith(PREFIX):
-            pool.volume(vol.name).delete()
+        pool.volume(vol.name).delete()
+    pool.stop()
+    pool.undefine()
 
 
 # ------------------------------------------------------------------------------------------------ flavors
@@ -254,7 +256,7 @@ def _vm_with_disk(owner: Any, test_host: Any, *, disk: bool = True) -> Any:
     return vm_define(actor=owner, host=test_host, doc=spec_testdrv(devices=devices))
 
 
-def test_make_a_template_of_my_vm(owner, other_user, test_host, eager, testdrv_volumes, image_pool_volumes,  # type: ignore[no-untyped-def]
+def test_make_a_template_of_my_vm(owner, other_user, test_host, eager, testdrv_image_pool,  # type: ignore[no-untyped-def]
                                   django_capture_on_commit_callbacks) -> None:
     vm = _vm_with_disk(owner, test_host)
     name = unique_name("tpl")
@@ -286,7 +288,7 @@ def test_make_a_template_of_my_vm(owner, other_user, test_host, eager, testdrv_v
     assert not VolumeOwner.objects.filter(pool=pool.name, name=f"{name}.qcow2").exists()
 
 
-def test_make_a_template_refusals(owner, other_user, test_host, testdrv_volumes) -> None:  # type: ignore[no-untyped-def]
+def test_make_a_template_refusals(owner, other_user, test_host, testdrv_image_pool) -> None:  # type: ignore[no-untyped-def]
     running = _vm_with_disk(owner, test_host)
     vm_start(actor=owner, vm=running)
     with pytest.raises(ConflictError) as caught:
@@ -310,7 +312,7 @@ def test_make_a_template_refusals(owner, other_user, test_host, testdrv_volumes)
     assert not Template.objects.exists() and not IsoImage.objects.exists() and not Job.objects.exists()
 
 
-def test_a_failed_copy_leaves_nothing(owner, test_host, eager, testdrv_volumes, image_pool_volumes,  # type: ignore[no-untyped-def]
+def test_a_failed_copy_leaves_nothing(owner, test_host, eager, testdrv_image_pool,  # type: ignore[no-untyped-def]
                                       django_capture_on_commit_callbacks) -> None:
     vm = _vm_with_disk(owner, test_host)
     name = unique_name("tpl")
@@ -329,7 +331,7 @@ def test_a_failed_copy_leaves_nothing(owner, test_host, eager, testdrv_volumes, 
 
 
 def test_the_page_offers_make_a_template_to_managers_of_shut_off_vms(owner, other_user, test_host,  # type: ignore[no-untyped-def]
-                                                                    testdrv_volumes) -> None:
+                                                                    testdrv_image_pool) -> None:
     vm = _vm_with_disk(owner, test_host)
     assert 'id="make-template"' in _client(owner).get(f"/vms/{vm.uuid}/").content.decode()
     vm_share(actor=owner, vm=vm, user=other_user, role="viewer")
