@@ -245,7 +245,7 @@ def test_staff_pages(staff, owner, image) -> None:  # type: ignore[no-untyped-de
 
 
 # ------------------------------------------------------------------------------------------------ from a VM
-def _vm_with_disk(owner: Any, test_host: Any, *, disk: bool = True) -> Any:
+def _vm_with_disk(owner: Any, test_host: Any, *, disk: bool = True, kernel: bool = False) -> Any:
     """alice's VM with a disk. The test driver copies volumes only inside one pool, so its disk lives in the image
     pool here (copies across pools are proven on qemu:///system: test_catalog_real.py)."""
     devices: tuple[Any, ...] = ()
@@ -253,12 +253,15 @@ def _vm_with_disk(owner: Any, test_host: Any, *, disk: bool = True) -> Any:
         volume = image_pool(test_host).create_volume(
             hv.VolumeSpec(name=unique_name("src") + ".qcow2", capacity=64 * M, format="qcow2"))
         devices = (hv.Disk.new(target="vda", source=volume.path),)
-    return vm_define(actor=owner, host=test_host, doc=spec_testdrv(devices=devices))
+    doc = spec_testdrv(devices=devices)
+    if kernel:  # direct kernel boot
+        doc.kernel, doc.initrd, doc.cmdline = "/boot/vmlinuz-tpl", "/boot/initrd-tpl", "console=ttyS0 root=/dev/vda"
+    return vm_define(actor=owner, host=test_host, doc=doc)
 
 
 def test_make_a_template_of_my_vm(owner, other_user, test_host, eager, testdrv_image_pool,  # type: ignore[no-untyped-def]
                                   django_capture_on_commit_callbacks) -> None:
-    vm = _vm_with_disk(owner, test_host)
+    vm = _vm_with_disk(owner, test_host, kernel=True)
     name = unique_name("tpl")
     assert _api(other_user).post(f"/api/v1/vms/{vm.uuid}/template/", {"name": name}, format="json").status_code == 404
     with django_capture_on_commit_callbacks(execute=True):
@@ -272,6 +275,8 @@ def test_make_a_template_of_my_vm(owner, other_user, test_host, eager, testdrv_i
             template.clone_mode) == (owner, False, None, "generic", True, "linked")
     assert (image.kind, image.complete, image.public, image.added_by, image.format, image.virtual_size) == \
         ("image", True, False, owner, "qcow2", 64 * M)
+    assert (image.kernel, image.initrd, image.cmdline) == \
+        ("/boot/vmlinuz-tpl", "/boot/initrd-tpl", "console=ttyS0 root=/dev/vda")
     pool = hv.pool_lookup(hv.registry.connection(TEST_URI), settings.KVMWEB_IMAGE_POOL)
     assert pool.has_volume(f"{name}.qcow2") and image.path == pool.volume_path(f"{name}.qcow2")
     assert VolumeOwner.objects.filter(pool=pool.name, name=f"{name}.qcow2", owner=owner).exists()
