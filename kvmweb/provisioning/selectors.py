@@ -69,8 +69,13 @@ def image_in_use(image: IsoImage, *, actor: Actor) -> str:
                      vm_uuids_visible(actor, host_id=image.host_id))
     overlays = 0
     for pool in hv.pool_list(conn):
-        if pool.active:
-            overlays += sum(1 for v in hv.pool_lookup(conn, pool.name).volumes() if v.backing_path == image.path)
+        if not pool.active:
+            continue
+        try:
+            volumes = hv.pool_lookup(conn, pool.name).volumes()
+        except hv.PoolNotFound:
+            continue  # undefined since the listing
+        overlays += sum(1 for v in volumes if v.backing_path == image.path)
     said = [str(names)] if names else []
     if overlays:
         said.append(f"{overlays} disk{'s' if overlays != 1 else ''} linked to it")
