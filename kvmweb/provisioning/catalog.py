@@ -202,8 +202,9 @@ class TemplateResult:
 
 
 def template_may_change(actor: Actor, template: Template) -> bool:
-    """Staff change every template; a person their own private ones."""
-    return is_staff(actor) or (template.owner_id is not None and template.owner_id == actor_id(actor))
+    """Staff change every template; a person their own private ones (once staff published one, it is staff's)."""
+    return is_staff(actor) or (template.owner_id is not None and template.owner_id == actor_id(actor)
+                               and not template.public)
 
 
 def template_check_change(actor: Actor, template: Template) -> None:

@@ -286,6 +286,10 @@ def test_make_a_template_of_my_vm(owner, other_user, test_host, eager, testdrv_i
     assert again.status_code == 409 and again.json()["error"] == "name_taken"
     assert name not in _client(other_user).get("/templates/").content.decode()
     assert name in _client(owner).get("/templates/").content.decode()
+    # alice renames her private template; she may not publish it
+    renamed = _api(owner).patch(f"/api/v1/templates/{template.pk}/", {"description": "my web server"}, format="json")
+    assert renamed.status_code == 200 and renamed.json()["description"] == "my web server"
+    assert _api(owner).patch(f"/api/v1/templates/{template.pk}/", {"public": True}, format="json").status_code == 403
     # alice deletes it: the image goes with it
     assert _api(owner).delete(f"/api/v1/templates/{template.pk}/").status_code == 204
     assert not pool.has_volume(f"{name}.qcow2")
