@@ -12,7 +12,8 @@ from kvmweb.machines.metrics import MetricsView
 from kvmweb.provisioning.api import VmCreateApi
 
 # Each app owns its pages (<app>/urls.py) and its API endpoints (<app>/api_urls.py, all under /api/v1/).
-APPS = ["machines", "hosts", "jobs", "storage", "networks", "console", "media", "accounts", "dashboard"]
+APPS = ["machines", "hosts", "jobs", "storage", "networks", "console", "media", "accounts", "dashboard",
+        "provisioning"]
 
 
 class VmCollectionApi(VmCreateApi, VmListApi):
@@ -32,6 +33,7 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/", include("kvmweb.accounts.urls")),
     path("vms/new/", include("kvmweb.provisioning.urls")),
+    path("templates/", include("kvmweb.provisioning.catalog_urls")),
     path("vms/", include("kvmweb.machines.urls")),
     path("hosts/", include("kvmweb.hosts.urls")),
     path("jobs/", include("kvmweb.jobs.urls")),

@@ -137,11 +137,15 @@ class Pool:
         return bool(self.conn.run(self._pool.isActive))
 
     def volumes(self) -> list[VolumeInfo]:
-        """Every volume (``virsh vol-list --details``): one listing call plus one XML read per volume."""
+        """Every volume (``virsh vol-list --details``): one listing call plus one XML read per volume (a volume
+        deleted between the two is left out)."""
         vols = self.conn.run(lambda: self._pool.listAllVolumes(0))
         rows = []
         for vol in vols:
-            xml = self.conn.run(lambda v=vol: v.XMLDesc(0))  # type: ignore[misc]
+            try:
+                xml = self.conn.run(lambda v=vol: v.XMLDesc(0))  # type: ignore[misc]
+            except VolumeNotFound:
+                continue
             spec = VolumeSpec.from_xml(xml)
             rows.append(volume_info(self.name, spec, spec.path or ""))
         rows.sort(key=lambda r: r.name)

@@ -157,7 +157,7 @@ def _undo_pause(params: dict[str, Any]) -> str | None:
     return "it was not paused"
 
 
-class _CopyWatcher:
+class CopyWatcher:
     """Reports the bytes a running full copy has written, read from the new volume's allocation while libvirt
     copies (the copy call itself blocks until done)."""
 
@@ -167,7 +167,7 @@ class _CopyWatcher:
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, name=f"clone-watch-{name}", daemon=True)
 
-    def __enter__(self) -> _CopyWatcher:
+    def __enter__(self) -> CopyWatcher:
         self.thread.start()
         return self
 
@@ -257,7 +257,7 @@ def clone_run(ctx: JobContext) -> dict[str, Any] | None:
             if state.is_active:
                 new = _copy_running(ctx, source, disk["target"], pool, spec, done, int(disk["allocation"]), total)
             else:
-                with _CopyWatcher(ctx, pool, disk["new_name"], done, total):
+                with CopyWatcher(ctx, pool, disk["new_name"], done, total):
                     new = pool.clone_volume(src, spec)
             done += int(disk["allocation"])
         else:

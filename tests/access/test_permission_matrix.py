@@ -134,6 +134,23 @@ def _owned_ssh_key(owner: Any, host: Any) -> dict[str, Any]:
     return {"pk": ssh_key_add(actor=owner, public_key=ED25519).key.pk}
 
 
+def _private_template(owner: Any, host: Any) -> dict[str, Any]:
+    """alice's private template (made of her own VM): only she and staff see it."""
+    from kvmweb.media.models import IsoImage
+    from kvmweb.provisioning.models import Template
+
+    image = IsoImage.objects.create(kind="image", host=host, name="perm.qcow2", path="/images/perm.qcow2", size=10,
+                                    complete=True, public=False, added_by=owner)
+    return {"pk": Template.objects.create(name="perm", image=image, owner=owner).pk}
+
+
+def _flavor(owner: Any, host: Any) -> dict[str, Any]:
+    """A flavor: every logged-in person reads it (READ_BY_EVERYONE), only staff change it."""
+    from kvmweb.provisioning.models import Flavor
+
+    return {"pk": Flavor.objects.create(name="perm", vcpus=1, memory_mib=512, disk_bytes=1 << 30).pk}
+
+
 FACTORIES: dict[str, ObjectFactory] = {
     "accounts:token-": _owned_token,
     "api:token-": _owned_token,
@@ -151,6 +168,10 @@ FACTORIES: dict[str, ObjectFactory] = {
     "api:pool-": _owned_volume,
     "api:volume-": _owned_volume,
     # networks are staff-only; the test driver's own "default" network is not opened to users
+    "templates:": _private_template,
+    "api:template-": _private_template,
+    "templates:flavor-": _flavor,
+    "api:flavor-": _flavor,
     "networks:": lambda owner, host: {"host_id": host.pk, "name": "default"},
     "api:network-": lambda owner, host: {"host_id": host.pk, "name": "default"},
 }
@@ -158,6 +179,8 @@ FACTORIES: dict[str, ObjectFactory] = {
 
 # Lists under a host: another user gets an answer, without the owner's objects in it.
 LISTS = {"api:pool-list"}
+# Objects every logged-in person may read (GET answers 200) but only staff change.
+READ_BY_EVERYONE = {"api:flavor-detail"}
 
 
 def _factory_for(endpoint: Endpoint) -> ObjectFactory | None:
@@ -267,5 +290,8 @@ def test_other_user_gets_404_for_owned_objects(endpoint: Endpoint, method: str, 
         # a list answers, but shows nothing of the owner's
         body = response.content.decode()
         assert values.get("volume", "\0") not in body and '"default-pool"' not in body, url
+        return
+    if endpoint.name in READ_BY_EVERYONE and method == "get":
+        assert response.status_code == 200, (url, response.status_code)
         return
     assert response.status_code in (403, 404, 405), (url, method, response.status_code)

@@ -132,6 +132,11 @@ CELLS: dict[tuple[str, str], Cell] = {
     ("api:vm-boot-order", "post"): Cell(MANAGE, audit="vm.boot_order", data=lambda c: {"order": ["cdrom", "hd"]}),
     ("api:vm-clone", "post"): Cell(MANAGE, audit="vm.clone_full", data=lambda c: {"name": unique_name("clone")},
                                    ok=(202,)),
+    # a private template of the VM's disk: the manager's (like a clone)
+    ("templates:from-vm", "get"): Cell(MANAGE),
+    ("templates:from-vm", "post"): _page_post("vm.template", MANAGE, data=lambda c: {"name": unique_name("tpl")}),
+    ("api:vm-template", "post"): Cell(MANAGE, audit="vm.template", data=lambda c: {"name": unique_name("tpl")},
+                                      ok=(202,)),
     # network interfaces: the manager's
     ("networks:vm-nics", "get"): Cell(VIEW),
     ("networks:vm-nic-add", "post"): _page_post("vm.nic_attach", MANAGE,
