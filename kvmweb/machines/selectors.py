@@ -592,6 +592,9 @@ class VmGuest:
     read_at: dt.datetime
 
 
+GUEST_RETRY_SECONDS = 10  # the VM page asks again this often while a running guest's agent does not answer
+
+
 def vm_guest_info(*, actor: Actor, vm: VirtualMachine) -> VmGuest:
     """The guest's OS, host name, addresses and file systems (VIEW). The agent is waited for at most
     KVMWEB_GUEST_AGENT_TIMEOUT seconds, and its answer is reused for KVMWEB_GUEST_INFO_SECONDS (whoever asks) while
@@ -607,6 +610,9 @@ def vm_guest_info(*, actor: Actor, vm: VirtualMachine) -> VmGuest:
         return cached
     info = hv.guest_info(dom, timeout_s=settings.KVMWEB_GUEST_AGENT_TIMEOUT)
     result = VmGuest(info=info, read_at=timezone.now())
-    if run is not None and info.agent_asked and settings.KVMWEB_GUEST_INFO_SECONDS > 0:
-        cache.set(key, result, settings.KVMWEB_GUEST_INFO_SECONDS)
+    # no answer yet (a guest still booting): kept briefly, so the page's retries see the agent soon after it starts
+    seconds = settings.KVMWEB_GUEST_INFO_SECONDS if info.agent else min(GUEST_RETRY_SECONDS // 2,
+                                                                        settings.KVMWEB_GUEST_INFO_SECONDS)
+    if run is not None and info.agent_asked and seconds > 0:
+        cache.set(key, result, seconds)
     return result

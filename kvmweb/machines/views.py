@@ -28,7 +28,7 @@ from .selectors import (
     ActivityFilters, VmList, activity_actions, activity_list, activity_vm_choices, parse_activity_filters,
     vm_activity, vm_detail, vm_get, vm_list, vm_share_hint, vm_shares,
 )
-from .selectors import vm_guest_info
+from .selectors import GUEST_RETRY_SECONDS, vm_guest_info
 
 from .shutdown import vm_shutdown_deadline
 
@@ -108,7 +108,8 @@ def vm_part_view(request: HttpRequest, uuid: str, part: str) -> HttpResponse:
     if part == "guest":
         vm = vm_get(actor=request.user, uuid=uuid)
         return render(request, PARTS[part], {"vm": vm, "guest": vm_guest_info(actor=request.user, vm=vm),
-                                             "guest_seconds": settings.KVMWEB_GUEST_INFO_SECONDS})
+                                             "guest_seconds": settings.KVMWEB_GUEST_INFO_SECONDS,
+                                             "retry_seconds": GUEST_RETRY_SECONDS})
     return render(request, PARTS[part], _page_context(request, uuid))
 
 

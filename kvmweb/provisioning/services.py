@@ -405,6 +405,9 @@ def vm_create_validate(
     disk = None
     if source is not None and not _image_on_host(conn, source.image, errors):
         disk_size = None  # nothing to start from: the image's error says why
+    elif source is not None and source.clone_mode == "copy" and hv.volume_by_path(conn, source.image.path) is None:
+        errors.add("clone_mode", f"the image {source.image.name} is a file outside the host's storage pools: a "
+                                 "full copy needs it in a pool; make a linked clone")
     if disk_size not in (None, "", False):
         size = _size(disk_size, "disk_size", "G", errors)
         fmt = str(disk_format or "qcow2")
@@ -621,12 +624,13 @@ def _make_disk(ctx: JobContext, pool: hv.Pool, disk: dict[str, Any]) -> hv.Volum
     if not disk.get("image"):
         ctx.progress(10, f"Creating the disk {disk['path']} ({size}, {disk['format']}).")
         return pool.create_volume(hv.VolumeSpec(name=disk["name"], capacity=disk["size"], format=disk["format"]))
+    if disk.get("linked"):  # the image's format is given, never probed; it may be a file outside every pool
+        ctx.progress(10, f"Creating {disk['path']} as a linked clone of {disk['image']} ({size}).")
+        return pool.create_volume(hv.VolumeSpec(name=disk["name"], capacity=disk["size"], format="qcow2",
+                                                backing_path=disk["image"], backing_format=disk["image_format"]))
     source = hv.volume_by_path(pool.conn, disk["image"])
     if source is None:
-        raise NotFoundError(f"The image {disk['image']} is no longer on the host.")
-    if disk.get("linked"):
-        ctx.progress(10, f"Creating {disk['path']} as a linked clone of {disk['image']} ({size}).")
-        return pool.create_overlay(source, disk["name"], capacity=disk["size"])
+        raise NotFoundError(f"The image {disk['image']} is no longer in a storage pool of the host.")
     ctx.progress(10, f"Copying {disk['image']} to {disk['path']}.")
     volume = pool.clone_volume(source, hv.VolumeSpec(name=disk["name"], capacity=source.spec().capacity,
                                                      format="qcow2"))

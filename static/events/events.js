@@ -45,6 +45,7 @@
   // Parts are re-read one request at a time each; an answer older than the part's latest request is dropped.
   const partTimers = new WeakMap();
   const partSeq = new WeakMap();
+  const retryTimers = new Map();
   function refreshPart(part, force, swap) {
     if (!part) return;
     clearTimeout(partTimers.get(part));
@@ -64,6 +65,10 @@
       if (html === null || partSeq.get(part) !== seq || page.dataset.deleted || (!force && busy(part))) return;
       delete part.dataset.stale;
       (swap || swapInner)(part, html);
+      // a part that says "ask again" (a running guest whose agent has not answered yet) is read again by itself
+      const retry = part.querySelector("[data-retry-seconds]");
+      clearTimeout(retryTimers.get(part));
+      if (retry) retryTimers.set(part, setTimeout(() => refreshPart(part, true), retry.dataset.retrySeconds * 1000));
     }, 120));
   }
   function swapInner(part, html) {

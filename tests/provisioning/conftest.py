@@ -63,8 +63,9 @@ def cloud_image_files(test_pool):  # type: ignore[no-untyped-def]
 
     from tests.conftest import PREFIX, virsh
 
-    root = Path(__file__).resolve().parents[2]
-    source = Path(os.environ.get("KVMWEB_VAR_DIR", root / "var")) / "cloud-image"
+    from django.conf import settings
+
+    source = Path(settings.VAR_DIR) / "cloud-image"
     missing = [f for f in CLOUD_IMAGE_FILES if not (source / f).is_file()]
     if missing:
         pytest.fail(f"the cloud test image is missing ({', '.join(missing)} in {source}): run scripts/cloud-image.sh "
