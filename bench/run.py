@@ -2,7 +2,8 @@
 date, the machine and each benchmark's own description and output. `make bench` calls this.
 
     .venv/bin/python bench/run.py                 # all, and rewrite docs/benchmarks.md
-    .venv/bin/python bench/run.py clone console   # only those whose file name contains these words (page kept)
+    .venv/bin/python bench/run.py clone console   # only those whose file name contains these words (their
+                                                  # sections of the page replaced, the others kept)
 """
 from __future__ import annotations
 
@@ -88,7 +89,25 @@ def main() -> int:
     if not only:
         PAGE.write_text(f"{INTRO}\n## The run of {when}\n\nMachine: {where}.\n{versions()}.\n\n" + "\n".join(sections))
         print(f"\nwrote {PAGE}")
+    elif sections and PAGE.exists():
+        PAGE.write_text(splice(PAGE.read_text(), sections, when))
+        print(f"\nupdated {len(sections)} section(s) of {PAGE}")
     return 1 if failed else 0
+
+
+def splice(page: str, sections: list[str], when: str) -> str:
+    """The page with these benchmarks' sections replaced (or added at the end), each marked with its own run's
+    date: a partial run keeps the other benchmarks' figures."""
+    for section in sections:
+        heading = section.split("\n", 1)[0]
+        body = section.replace("\n", f"\n\n(run of {when}, alone)\n", 1)
+        start = page.find(heading + "\n")
+        if start < 0:
+            page = page.rstrip("\n") + "\n\n" + body
+            continue
+        end = page.find("\n## ", start + len(heading))
+        page = page[:start] + body.rstrip("\n") + "\n" + ("" if end < 0 else "\n" + page[end + 1:])
+    return page
 
 
 if __name__ == "__main__":
