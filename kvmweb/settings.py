@@ -103,6 +103,7 @@ INSTALLED_APPS = [
     "kvmweb.storage",
     "kvmweb.networks",
     "kvmweb.console",
+    "kvmweb.protection",
     "kvmweb.provisioning",
     "kvmweb.dashboard",
 ]
@@ -254,6 +255,11 @@ KVMWEB_ISO_UPLOAD_BY_USERS = env_bool("KVMWEB_ISO_UPLOAD_BY_USERS", False)  # el
 # Image library (kvmweb.media, kind "image"): the pool for disk images templates start from (uploads and copies).
 KVMWEB_IMAGE_POOL = os.environ.get("KVMWEB_IMAGE_POOL", "kvmweb-images")
 KVMWEB_IMAGE_DIR = os.environ.get("KVMWEB_IMAGE_DIR", "/var/lib/kvmweb/images")
+# Backups (kvmweb.protection): the directory pool the portal creates on each host for backup volumes, and how many
+# complete backups of a VM are kept when no retention rule of its owner or its pool says otherwise.
+KVMWEB_BACKUP_POOL = os.environ.get("KVMWEB_BACKUP_POOL", "kvmweb-backups")
+KVMWEB_BACKUP_DIR = os.environ.get("KVMWEB_BACKUP_DIR", "/var/lib/kvmweb/backups")
+KVMWEB_BACKUP_KEEP = int(os.environ.get("KVMWEB_BACKUP_KEEP", "7"))
 # cloud-init: the largest extra user-data (#cloud-config) a person may give, in bytes.
 KVMWEB_USER_DATA_MAX = int(os.environ.get("KVMWEB_USER_DATA_MAX", str(16 * 1024)))
 # Newcomer defaults (`manage.py bootstrap`): each host gets libvirt's conventional directory pool, as virt-install and

@@ -13,7 +13,7 @@ from kvmweb.provisioning.api import VmCreateApi
 
 # Each app owns its pages (<app>/urls.py) and its API endpoints (<app>/api_urls.py, all under /api/v1/).
 APPS = ["machines", "hosts", "jobs", "storage", "networks", "console", "media", "accounts", "dashboard",
-        "provisioning"]
+        "provisioning", "protection"]
 
 
 class VmCollectionApi(VmCreateApi, VmListApi):
@@ -41,6 +41,7 @@ urlpatterns = [
     path("networks/", include("kvmweb.networks.urls")),
     path("console/", include("kvmweb.console.urls")),
     path("media-library/", include("kvmweb.media.urls")),
+    path("protection/", include("kvmweb.protection.urls")),  # snapshots and backups (sections of a VM's page)
     path("activity/", include("kvmweb.machines.activity_urls")),
     # one login for everyone (the lockout and the second factor apply to staff too)
     path("admin/login/", admin_login_view, name="admin-login"),

@@ -1,0 +1,1 @@
+"""REST API of snapshots and backups (DRF; thin)."""

@@ -1,0 +1,1 @@
+"""Pages of snapshots and backups (thin: selectors and services do the work)."""
