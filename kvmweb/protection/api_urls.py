@@ -1,4 +1,4 @@
 """API of snapshots and backups (under /api/v1/)."""
-from django.urls import path  # noqa: F401
+from . import backup_api, snapshot_api
 
-urlpatterns: list = []  # type: ignore[type-arg]
+urlpatterns = [*snapshot_api.urls, *backup_api.urls]

@@ -1,5 +1,5 @@
 """Pages of snapshots and backups: the sections of a VM's page (loaded by htmx) and their forms."""
-from django.urls import path  # noqa: F401
+from . import backup_views, snapshot_views
 
 app_name = "protection"
-urlpatterns: list = []  # type: ignore[type-arg]
+urlpatterns = [*snapshot_views.urls, *backup_views.urls]

@@ -1,1 +1,0 @@
-"""REST API of snapshots and backups (DRF; thin)."""

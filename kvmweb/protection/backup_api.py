@@ -1,0 +1,6 @@
+"""REST API of backups (DRF; thin)."""
+from __future__ import annotations
+
+from django.urls import URLPattern
+
+urls: list[URLPattern] = []

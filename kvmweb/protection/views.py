@@ -1,1 +1,0 @@
-"""Pages of snapshots and backups (thin: selectors and services do the work)."""
