@@ -199,6 +199,19 @@ def require_vm(actor: Actor | None, vm: OwnedVm, action: VmAction = VmAction.VIE
     return role
 
 
+def backup_role(actor: Actor | None, *, vm: OwnedVm | None, owner_id: int | None) -> VmRole:
+    """``actor``'s role on a backup: their role on its VM while the VM exists; once it is gone, the owner the backup
+    names (``OWNER``) and staff (``STAFF``), nobody else."""
+    if vm is not None:
+        return vm_role(actor, vm)
+    me = actor_id(actor)
+    if me is None:
+        return VmRole.NONE
+    if is_staff(actor):
+        return VmRole.STAFF
+    return VmRole.OWNER if owner_id is not None and owner_id == me else VmRole.NONE
+
+
 def vm_visible_q(actor: Actor | None, *, vm_field: str = "") -> Q:
     """A filter for the records ``actor`` may see VMs of: owned, or shared with them or one of their groups
     (``vm_field``: the path to the VM record from the queried model, ``""`` for the VM records themselves)."""

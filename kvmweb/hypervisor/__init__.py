@@ -13,6 +13,7 @@ Use it from a shell::
     for row in hv.domain_list(conn):
         print(row.name, row.state.label)
 """
+from .backups import BackupSpec, BackupTarget, DomainJob
 from .console import SerialConsole
 from .domain import (
     BlockJobProgress,
@@ -136,6 +137,8 @@ __all__ = [
     # what the guest says (its agent, or DHCP leases)
     "GuestFilesystem", "GuestInfo", "GuestInterface", "guest_info", "guest_run_id", "parse_guest_info",
     "parse_interfaces",
+    # backups (push mode) and domain jobs
+    "BackupSpec", "BackupTarget", "DomainJob",
     # domain XML
     "BOOT_DEVICES", "CDROM_BUSES", "DISK_BUSES", "GUEST_AGENT_CHANNEL", "IDE_TARGETS", "NIC_MODELS", "Channel",
     "Console", "Controller", "Device", "Disk", "DiskInfo", "DomainDocument", "Graphics", "Input", "Interface", "MemBalloon",

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import libvirt
 
+from .backups import BACKUP_BEGIN_FLAGS, BackupSpec, DomainJob, parse_job_stats
 from .domain_xml import Device, Disk, DomainDocument, NicInfo
 from .errors import DomainNotFound, HypervisorError, InvalidRequest, NotFound, OperationInvalid
 from .registry import Connection
@@ -452,6 +453,25 @@ class Domain:
         """End the block job on ``target`` without switching the guest to the copy. A copy job that was ready
         leaves the destination as a complete point-in-time copy; one that was not leaves it incomplete."""
         self._run(lambda d: d.blockJobAbort(target, 0))
+
+    # -- backups and domain jobs ------------------------------------------------------------------------
+    def backup_begin(self, spec: BackupSpec) -> None:
+        """Start a push-mode backup of a RUNNING domain (``virsh backup-begin``) into the existing target files of
+        ``spec``; the guest keeps running. Follow it with :meth:`job`, stop it with :meth:`job_abort`."""
+        xml = spec.to_xml()
+        self._run(lambda d: d.backupBegin(xml, None, BACKUP_BEGIN_FLAGS))
+
+    def job(self) -> DomainJob | None:
+        """The domain's running job (``virsh domjobinfo``): bytes processed of the total; None when none runs."""
+        return parse_job_stats(self._run(lambda d: d.jobStats(0)))
+
+    def job_completed(self) -> DomainJob | None:
+        """How the domain's last job ended (``virsh domjobinfo --completed``); None when libvirt kept no record."""
+        return parse_job_stats(self._run(lambda d: d.jobStats(libvirt.VIR_DOMAIN_JOB_STATS_COMPLETED)))
+
+    def job_abort(self) -> None:
+        """Stop the domain's running job (``virsh domjobabort``): a backup's targets are left incomplete."""
+        self._run(lambda d: d.abortJob())
 
     # -- consoles -------------------------------------------------------------------------------------
     def open_vnc_socket(self, *, timeout: float = 5.0) -> socket.socket:
