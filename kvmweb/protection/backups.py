@@ -131,7 +131,7 @@ def backup_create(*, actor: Actor, vm: VirtualMachine) -> Job:
     live = state.is_active
     if live and state != hv.DomainState.RUNNING and state != hv.DomainState.PAUSED:
         raise ConflictError(f"{vm.name} is {state.label}: back it up when it runs or is shut off.", code="vm_state")
-    stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+    stamp = f"{timezone.now():%Y%m%d-%H%M%S}-{uuid_mod.uuid4().hex[:4]}"
     plan = backup_plan(host=vm.host, dom=dom, vm_name=vm.name, stamp=stamp, live=live)
     pool = backup_pool(vm.host)
     need = sum(d.allocation for d in plan)
@@ -139,7 +139,7 @@ def backup_create(*, actor: Actor, vm: VirtualMachine) -> Job:
     taken = {v.name for v in pool.volumes()}
     clash = [d.volume for d in plan if d.volume in taken]
     if clash:
-        raise ConflictError(f"A backup of {vm.name} was started this very second: try again.", code="backup_running")
+        raise ConflictError(f"The backup pool holds {', '.join(clash)} already: try again.", code="backup_running")
     with vm_audited(actor, "vm.backup", vm) as notes:
         backup = Backup.objects.create(host=vm.host, vm_uuid=vm.uuid, vm_name=vm.name, owner_id=vm.owner_id,
                                        made_by_id=actor_id(actor), pool=pool.name, live=live,
