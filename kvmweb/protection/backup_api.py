@@ -118,15 +118,23 @@ class RetentionListApi(APIView):
         return Response(retention_json(rule), status=201)
 
 
+def _rule(request: Request, pk: int) -> Retention:
+    require_login(request.user)
+    require_staff(request.user, "see or change backup retention")
+    rule = Retention.objects.select_related("user").filter(pk=pk).first()
+    if rule is None:
+        raise NotFoundError("No such retention rule.")
+    return rule
+
+
 class RetentionDetailApi(APIView):
+    @extend_schema(summary="One retention rule (staff)")
+    def get(self, request: Request, pk: int) -> Response:
+        return Response(retention_json(_rule(request, pk)))
+
     @extend_schema(summary="Remove a retention rule (staff)")
     def delete(self, request: Request, pk: int) -> Response:
-        require_login(request.user)
-        require_staff(request.user, "change backup retention")
-        rule = Retention.objects.filter(pk=pk).first()
-        if rule is None:
-            raise NotFoundError("No such retention rule.")
-        backups.backup_retention_delete(actor=request.user, rule=rule)
+        backups.backup_retention_delete(actor=request.user, rule=_rule(request, pk))
         return Response(status=204)
 
 

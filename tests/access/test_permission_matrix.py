@@ -20,7 +20,7 @@ pytestmark = pytest.mark.django_db
 # URLs anyone may open.
 PUBLIC = {"login", "logout", "favicon"}  # favicon only redirects to its static file
 # URLs only staff may use (pages redirect others to the admin login or answer 403; the API answers 403).
-STAFF_ONLY_PREFIXES = ("hosts:", "api:host-", "admin:", "metrics")
+STAFF_ONLY_PREFIXES = ("hosts:", "api:host-", "admin:", "metrics", "api:backup-retention")
 # Django's admin is guarded by Django itself; its index is checked, its hundreds of model URLs are not walked.
 SKIP_NAMESPACES = ("admin",)
 
@@ -151,7 +151,19 @@ def _flavor(owner: Any, host: Any) -> dict[str, Any]:
     return {"pk": Flavor.objects.create(name="perm", vcpus=1, memory_mib=512, disk_bytes=1 << 30).pk}
 
 
+def _owned_backup(owner: Any, host: Any) -> dict[str, Any]:
+    """A complete backup of alice's VM (its row only: the matrix reads and refuses, it never restores)."""
+    from kvmweb.protection.models import Backup
+
+    vm = services.vm_define(actor=owner, host=host, doc=spec_testdrv())
+    backup = Backup.objects.create(host=host, vm_uuid=vm.uuid, vm_name=vm.name, owner=owner, made_by=owner,
+                                   pool="kvmweb-backups", state=Backup.State.COMPLETE, disks=[], definition="")
+    return {"pk": backup.pk}
+
+
 FACTORIES: dict[str, ObjectFactory] = {
+    "protection:backup-": _owned_backup,
+    "api:backup-": _owned_backup,
     "accounts:token-": _owned_token,
     "api:token-": _owned_token,
     "accounts:ssh-key-": _owned_ssh_key,
@@ -236,6 +248,10 @@ def test_staff_only_refuses_normal_users(endpoint: Endpoint, owner, staff, test_
     values = {k: _dummy(k) for k in endpoint.kwargs}
     if "pk" in values and endpoint.name.startswith(("api:host-", "hosts:")):
         values["pk"] = test_host.pk
+    if endpoint.name == "api:backup-retention-detail":
+        from kvmweb.protection.models import Retention
+
+        values["pk"] = Retention.objects.create(host=test_host, pool="perm", keep=1).pk
     url = endpoint.url(values)
     response = _call(_client(owner), "get", url)
     assert response.status_code in (302, 403, 404), (url, response.status_code)

@@ -137,6 +137,12 @@ CELLS: dict[tuple[str, str], Cell] = {
     ("templates:from-vm", "post"): _page_post("vm.template", MANAGE, data=lambda c: {"name": unique_name("tpl")}),
     ("api:vm-template", "post"): Cell(MANAGE, audit="vm.template", data=lambda c: {"name": unique_name("tpl")},
                                       ok=(202,)),
+    # backups: everyone who sees the VM sees its list; backing up (and restoring, deleting: the backup URLs in
+    # test_permission_matrix.py and tests/protection) is the manager's
+    ("protection:vm-backups", "get"): Cell(VIEW),
+    ("protection:vm-backup-create", "post"): _page_post("vm.backup", MANAGE),
+    ("api:vm-backups", "get"): Cell(VIEW),
+    ("api:vm-backups", "post"): Cell(MANAGE, audit="vm.backup", ok=(202,)),
     # network interfaces: the manager's
     ("networks:vm-nics", "get"): Cell(VIEW),
     ("networks:vm-nic-add", "post"): _page_post("vm.nic_attach", MANAGE,
