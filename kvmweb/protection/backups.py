@@ -158,7 +158,7 @@ def backup_create(*, actor: Actor, vm: VirtualMachine) -> Job:
 
 
 def backup_job_running(vm: VirtualMachine) -> bool:
-    return Job.objects.filter(kind="backup.create", target=str(vm.uuid), state__in=Job.UNFINISHED).exists()
+    return bool(Job.objects.filter(kind="backup.create", target=str(vm.uuid), state__in=Job.UNFINISHED).exists())
 
 
 def _conn(host_id: int) -> hv.Connection:
@@ -216,7 +216,7 @@ def backup_create_run(ctx: JobContext) -> dict[str, Any]:
         volumes = _backup_copy(ctx, conn, dom, pool, disks)
     ctx.check_cancelled()
     pool.refresh()
-    rows = []
+    rows: list[dict[str, Any]] = []
     for disk, volume in zip(disks, volumes, strict=True):
         info = volume.info(pool=pool.name)
         rows.append({"target": disk.target, "volume": info.name, "path": info.path, "format": disk.format,
@@ -224,9 +224,9 @@ def backup_create_run(ctx: JobContext) -> dict[str, Any]:
     close_old_connections()
     Backup.objects.filter(pk=backup.pk).update(
         state=Backup.State.COMPLETE, live=live, disks=rows, definition=definition.to_xml(),
-        size=sum(r["size"] for r in rows), finished=timezone.now())
+        size=sum(int(r["size"]) for r in rows), finished=timezone.now())
     ctx.keep()  # complete: from here on, nothing of it is undone
-    total = sum(r["size"] for r in rows)
+    total = sum(int(r["size"]) for r in rows)
     ctx.progress(97, f"Backup #{backup.pk} is complete: {len(rows)} disk(s), {hv.human(total)}"
                      f"{' (made while it ran)' if live else ''}.")
     backup.refresh_from_db()
@@ -353,12 +353,13 @@ def backup_retention_set(*, actor: Actor, keep: int, user_id: int | None = None,
         if user_id is not None:
             if not get_user_model().objects.filter(pk=user_id).exists():
                 raise ValidationError("No such user.", fields={"user": ["no such user"]})
-            rule, _ = Retention.objects.update_or_create(user_id=user_id, defaults={"keep": keep, "host": None,
-                                                                                     "pool": ""})
-            return rule
+            made: Retention = Retention.objects.update_or_create(
+                user_id=user_id, defaults={"keep": keep, "host": None, "pool": ""})[0]
+            return made
         if host is None:
             raise ValidationError("Give the host of the pool.", fields={"host": ["required with a pool"]})
-        rule, _ = Retention.objects.update_or_create(user=None, host=host, pool=pool, defaults={"keep": keep})
+        rule: Retention = Retention.objects.update_or_create(user=None, host=host, pool=pool,
+                                                             defaults={"keep": keep})[0]
         return rule
 
 

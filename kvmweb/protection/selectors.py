@@ -25,14 +25,16 @@ class BackupRow:
 
 def backup_vm_record(backup: Backup) -> VirtualMachine | None:
     """The record of the VM a backup was made of, while it exists."""
-    return VirtualMachine.objects.select_related("host", "owner").filter(uuid=backup.vm_uuid).first()
+    record: VirtualMachine | None = (VirtualMachine.objects.select_related("host", "owner")
+                                     .filter(uuid=backup.vm_uuid).first())
+    return record
 
 
 def backup_get(*, actor: Actor, pk: int, action: VmAction = VmAction.VIEW) -> Backup:
     """Backup ``pk`` if ``actor`` may see it (and do ``action`` with it): while its VM exists, the VM's roles decide
     (a manager or the owner for a change); once it is gone, the backup's owner and staff. NotFoundError for missing
     and for not-yours alike, PermissionDeniedError for a role too low."""
-    backup = Backup.objects.select_related("host", "owner", "made_by").filter(pk=pk).first()
+    backup: Backup | None = Backup.objects.select_related("host", "owner", "made_by").filter(pk=pk).first()
     if backup is None:
         raise NotFoundError("No such backup.")
     role = backup_role(actor, vm=backup_vm_record(backup), owner_id=backup.owner_id)
@@ -45,8 +47,9 @@ def backup_get(*, actor: Actor, pk: int, action: VmAction = VmAction.VIEW) -> Ba
 
 def backup_job(backup: Backup) -> Job | None:
     """The unfinished job making or restoring ``backup``, if any."""
-    return (Job.objects.filter(kind__in=("backup.create", "backup.restore"), params__backup_id=backup.pk,
-                               state__in=Job.UNFINISHED).order_by("-pk").first())
+    job: Job | None = (Job.objects.filter(kind__in=("backup.create", "backup.restore"), params__backup_id=backup.pk,
+                                          state__in=Job.UNFINISHED).order_by("-pk").first())
+    return job
 
 
 def backup_list(*, actor: Actor, vm: VirtualMachine) -> list[BackupRow]:
