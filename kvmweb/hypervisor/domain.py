@@ -3,7 +3,8 @@
 ``virsh list --all`` → :func:`domain_list`; ``virsh dominfo`` → :meth:`Domain.info`; ``virsh start/shutdown/
 reboot/destroy/suspend/resume/undefine/autostart`` → methods of the same names; ``virsh attach-device/
 detach-device/update-device`` → :meth:`Domain.attach`/:meth:`Domain.detach`/:meth:`Domain.update` with typed
-devices; ``virsh edit`` → :meth:`Domain.editing` (the full ``INACTIVE | SECURE`` definition, edited through
+devices; ``virsh backup-begin/domjobinfo/domjobabort`` → :meth:`Domain.backup_begin`/:meth:`Domain.job`/
+:meth:`Domain.job_abort`; ``virsh edit`` → :meth:`Domain.editing` (the full ``INACTIVE | SECURE`` definition, edited through
 :class:`~.domain_xml.DomainDocument`, saved back); ``virsh blockresize/blockcopy/blockjob`` → ``block_*``.
 """
 from __future__ import annotations

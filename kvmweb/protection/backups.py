@@ -254,12 +254,12 @@ def _backup_live(ctx: JobContext, dom: hv.Domain, pool: hv.Pool, disks: list[Bac
     finished = False
     try:
         while True:
+            ctx.check_cancelled()
             job = dom.job()
             if job is None or not job.active:
                 break
             if job.total:
                 ctx.progress(_percent(job.processed, job.total))
-            ctx.check_cancelled()
             time.sleep(POLL)
         finished = True
     finally:

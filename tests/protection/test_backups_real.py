@@ -137,3 +137,42 @@ def test_copy_backup_restore_over_and_retention(  # type: ignore[no-untyped-def]
     for pk in ids[1:]:
         assert alice_api.delete(f"/api/v1/backups/{pk}/").status_code == 200
     assert _backup_pool_volumes() == []
+
+
+def test_a_cancelled_live_backup_aborts_and_leaves_nothing(  # type: ignore[no-untyped-def]
+        transactional_db, open_pool, real_vm, owner, monkeypatch) -> None:
+    """Run in this process (no worker): the cancel is asked the moment libvirt's backup job has begun, so the job's
+    first look sees it — it aborts libvirt's job (``virsh domjobabort``), its undo deletes the target volume, the
+    row says failed, and the guest runs on."""
+    from kvmweb.jobs.models import Job
+    from kvmweb.jobs.runner import execute
+    from kvmweb.jobs.services import job_start
+    from kvmweb.protection import backups
+
+    def queue_nowhere(**kw: Any) -> Job:  # the job row, not sent to any worker
+        return Job.objects.create(kind=kw["kind"], title=kw["title"], target_type=kw["target_type"],
+                                  target=kw["target"], host=kw["host"], actor=kw["actor"], params=kw["params"])
+
+    monkeypatch.setattr(backups, "job_create", queue_nowhere)
+    begin = hv.Domain.backup_begin
+
+    def begin_then_cancel(self: hv.Domain, spec: hv.BackupSpec) -> None:
+        begin(self, spec)
+        Job.objects.filter(kind="backup.create").update(cancel_requested=True)
+
+    monkeypatch.setattr(hv.Domain, "backup_begin", begin_then_cancel)
+    src = _disk_with_data(open_pool, size="1G")
+    subprocess.run(["qemu-io", "-f", "qcow2", "-c", "write -P 0x33 8M 504M", src], check=True, capture_output=True)
+    vm = real_vm(memtest_spec(disk=src))
+    vm_start(actor=owner, vm=vm)
+    job = backups.backup_create(actor=owner, vm=vm)
+    started = job_start(job_id=job.pk, worker="test")
+    assert started is not None
+    execute(backups.backup_create_run, started)
+    job = Job.objects.get(pk=job.pk)
+    assert job.state == "cancelled", (job.state, job.error)
+    assert Backup.objects.get(pk=job.params["backup_id"]).state == Backup.State.FAILED
+    assert _backup_pool_volumes() == []  # the undo deleted the target volume
+    assert virsh("domstate", vm.name).strip() == "running"
+    assert "none" in virsh("domjobinfo", vm.name).lower()  # no job left behind in libvirt
+    Backup.objects.all().delete()
