@@ -89,6 +89,7 @@ def test_host(db):  # type: ignore[no-untyped-def]
     host = Host.objects.create(name="testdrv", uri="test:///default", domain_type="auto", detected_domain_type="test")
     yield host
     _cleanup_prefixed("test:///default")
+    _remove_backup_pool("test:///default")
 
 
 @pytest.fixture
@@ -101,6 +102,23 @@ def qemu_host(db):  # type: ignore[no-untyped-def]
     host = Host.objects.create(name="local", uri=SYSTEM)
     host_probe(host=host)
     return host
+
+
+def _remove_backup_pool(uri: str) -> None:
+    """The portal's backup pool, made on demand by a backup (the test driver keeps it for the whole process)."""
+    from django.conf import settings
+
+    from kvmweb import hypervisor as hv
+
+    try:
+        pool = hv.pool_lookup(hv.registry.connection(uri), settings.KVMWEB_BACKUP_POOL)
+    except hv.PoolNotFound:
+        return
+    for vol in pool.volumes():
+        pool.volume(vol.name).delete()
+    if pool.is_active():
+        pool.stop()
+    pool.undefine()
 
 
 def _cleanup_prefixed(uri: str) -> None:

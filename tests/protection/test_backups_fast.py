@@ -3,7 +3,6 @@
 permissions and the API's answers."""
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -67,24 +66,6 @@ def test_job_stats_as_domjobinfo_reads_them() -> None:
 
 
 # ------------------------------------------------------------------------------------------------ services
-@pytest.fixture
-def backup_pool_clean(test_host) -> Iterator[None]:  # type: ignore[no-untyped-def]
-    """The run's backup pool on the test driver (it keeps state per process): emptied and removed afterwards."""
-    yield
-    conn = hv.registry.connection(test_host.uri)
-    from django.conf import settings
-
-    try:
-        pool = hv.pool_lookup(conn, settings.KVMWEB_BACKUP_POOL)
-    except hv.PoolNotFound:
-        return
-    for vol in pool.volumes():
-        pool.volume(vol.name).delete()
-    if pool.is_active():
-        pool.stop()
-    pool.undefine()
-
-
 def _vm(owner: Any, host: Any, *, cdrom: bool = True) -> Any:
     conn = hv.registry.connection(host.uri)
     volume = hv.pool_lookup(conn, POOL).create_volume(hv.VolumeSpec(name=unique_name("disk"), capacity=1 << 20))
@@ -103,7 +84,7 @@ def _complete(vm: Any, *, owner: Any, age_minutes: int, pool: str = "kvmweb-back
     return backup
 
 
-def test_backup_of_a_shut_off_vm_is_queued_as_a_copy(owner, test_host, backup_pool_clean) -> None:  # type: ignore[no-untyped-def]
+def test_backup_of_a_shut_off_vm_is_queued_as_a_copy(owner, test_host) -> None:  # type: ignore[no-untyped-def]
     vm = _vm(owner, test_host)
     job = backups.backup_create(actor=owner, vm=vm)
     assert job.kind == "backup.create" and job.target == str(vm.uuid)
@@ -116,7 +97,7 @@ def test_backup_of_a_shut_off_vm_is_queued_as_a_copy(owner, test_host, backup_po
         backups.backup_create(actor=owner, vm=vm)
 
 
-def test_a_vm_without_disks_is_refused_before_anything(owner, test_host, backup_pool_clean) -> None:  # type: ignore[no-untyped-def]
+def test_a_vm_without_disks_is_refused_before_anything(owner, test_host) -> None:  # type: ignore[no-untyped-def]
     vm = vm_services.vm_define(actor=owner, host=test_host, doc=spec_testdrv(
         devices=(hv.Disk.new(target="sda", device="cdrom", bus="sata"),)))
     with pytest.raises(ValidationError, match="no disk to back up"):
@@ -172,7 +153,7 @@ def test_only_staff_set_retention(owner, staff, test_host) -> None:  # type: ign
     assert backups.backup_retention_set(actor=staff, keep=9, host=test_host, pool="p").keep == 9
 
 
-def test_restore_refusals_change_nothing(owner, test_host, backup_pool_clean) -> None:  # type: ignore[no-untyped-def]
+def test_restore_refusals_change_nothing(owner, test_host) -> None:  # type: ignore[no-untyped-def]
     vm = _vm(owner, test_host)
     backup = _complete(vm, owner=owner, age_minutes=1)
     with pytest.raises(ValidationError):
@@ -220,7 +201,7 @@ def test_delete_removes_the_row_and_is_audited(owner, test_host) -> None:  # typ
 
 
 # ------------------------------------------------------------------------------------------------ API
-def test_api_lists_and_queues(owner, test_host, alice_api, bob_api, backup_pool_clean) -> None:  # type: ignore[no-untyped-def]
+def test_api_lists_and_queues(owner, test_host, alice_api, bob_api) -> None:  # type: ignore[no-untyped-def]
     vm = _vm(owner, test_host)
     old = _complete(vm, owner=owner, age_minutes=5)
     reply = alice_api.post(f"/api/v1/vms/{vm.uuid}/backups/")
