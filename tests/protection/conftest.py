@@ -31,6 +31,16 @@ def backup_pool_dir(no_leftovers) -> Iterator[str]:  # type: ignore[no-untyped-d
 
 
 @pytest.fixture
+def open_pool(qemu_host, test_pool, owner):  # type: ignore[no-untyped-def]
+    """The session's test pool, opened to alice on the qemu host."""
+    from kvmweb.storage.models import PoolAccess
+
+    access = PoolAccess.objects.create(host=qemu_host, pool=test_pool["name"])
+    access.users.add(owner)
+    return {"host": qemu_host, **test_pool}
+
+
+@pytest.fixture
 def alice_api(owner) -> APIClient:  # type: ignore[no-untyped-def]
     client = APIClient()
     client.force_login(owner)

@@ -13,20 +13,11 @@ import pytest
 from kvmweb import hypervisor as hv
 from kvmweb.machines.services import vm_start
 from kvmweb.protection.models import Backup, Retention
-from kvmweb.storage.models import PoolAccess
 from tests.conftest import memtest_spec, unique_name, virsh
 from tests.provisioning.helpers import wait_job
 
 pytestmark = pytest.mark.real
 M = 1024**2
-
-
-@pytest.fixture
-def open_pool(qemu_host, test_pool, owner):  # type: ignore[no-untyped-def]
-    """The session's test pool, opened to alice on the qemu host."""
-    access = PoolAccess.objects.create(host=qemu_host, pool=test_pool["name"])
-    access.users.add(owner)
-    return {"host": qemu_host, **test_pool}
 
 
 def _disk_with_data(pool: dict[str, Any], size: str = "256M", pattern: str = "0x5a") -> str:
