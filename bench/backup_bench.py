@@ -13,6 +13,11 @@ C. ``qemu-img convert -O qcow2`` of that disk into the same folder.
 Each copy starts from a settled page cache (``sync`` before, untimed) and counts as done when its data is written
 out (``sync`` after, timed), for all sides alike. Medians; throughput ratio portal / qemu-img (target ≥ 0.8).
 
+What bounds A: QEMU's own backup job (block-copy in the QEMU process, beside the guest's vCPU thread — a TCG guest
+keeps one of the machine's cores busy) is slower than ``qemu-img convert`` even with the guest paused (about 2× on
+the development machine); libvirt 9.0 offers no setting of the job's chunk size or workers, and no speed limit is
+set. B is libvirt's ``createXMLFrom`` (``qemu-img convert`` run by libvirtd) and matches the baseline.
+
 Run: ``.venv/bin/python bench/backup_bench.py [--rounds N]``. Everything it makes (pools, guests, volumes, a
 temporary database) is named ``kvmwebbench-*`` and removed at the end.
 """

@@ -184,6 +184,22 @@ def _undo_backup_volume(params: dict[str, Any]) -> str | None:
     return None
 
 
+@undo_step("protection.abort_backup_job")
+def _undo_backup_job(params: dict[str, Any]) -> str | None:
+    """Stop a backup job libvirt may still run for a job that died (its targets are deleted next)."""
+    try:
+        dom = hv.domain_lookup(_conn(params["host_id"]), params["uuid"])
+        job = dom.job()
+        if job is None or job.operation != "backup":
+            return "no backup job ran"
+        dom.job_abort()
+    except hv.DomainNotFound:
+        return "the VM is gone"
+    except hv.OperationInvalid:
+        return "no backup job ran"
+    return None
+
+
 def _percent(done: int, total: int) -> int:
     return 5 + min(90, int(90 * done / max(total, 1)))
 
@@ -249,6 +265,8 @@ def _backup_live(ctx: JobContext, dom: hv.Domain, pool: hv.Pool, disks: list[Bac
                  if d.target not in chosen and d.device != "cdrom")
     spec = hv.BackupSpec(targets=tuple(hv.BackupTarget(disk=d.target, file=v.path) for d, v in zip(disks, volumes, strict=True)),
                          skip=skip)
+    ctx.undo("protection.abort_backup_job", f"stop libvirt's backup job of {dom.name}",
+             host_id=ctx.params["host_id"], uuid=dom.uuid)
     dom.backup_begin(spec)
     ctx.log(f"libvirt's backup job started (push mode): {dom.name} keeps running.")
     finished = False
