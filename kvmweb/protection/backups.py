@@ -441,8 +441,12 @@ def backup_restore(*, actor: Actor, backup: Backup, mode: str, name: str = "", p
                             "restored.", code="backup_incomplete")
     if backup_job(backup) is not None:
         raise ConflictError(f"Backup #{backup.pk} is in use by a job: wait for it to finish.", code="backup_busy")
-    backup_pool(backup.host).refresh()
-    missing = [d["volume"] for d in backup.disks if not backup_pool(backup.host).has_volume(d["volume"])]
+    try:
+        store = hv.pool_lookup(host_connection(backup.host), backup.pool)
+        store.refresh()
+        missing = [d["volume"] for d in backup.disks if not store.has_volume(d["volume"])]
+    except hv.PoolNotFound:
+        missing = [d["volume"] for d in backup.disks]
     if missing:
         raise ConflictError(f"Backup #{backup.pk} lost its volumes {', '.join(missing)}: it cannot be restored.",
                             code="backup_damaged")
