@@ -43,6 +43,8 @@ class SnapshotPlan:
     skip: tuple[str, ...]  # CD-ROM drives
     memory: bool
     worst_case: int  # bytes
+    sources: dict[str, str]  # target → file
+    allocations: dict[str, int]  # bytes allocated per disk now
 
 
 def _when(seconds: int) -> str:
@@ -59,14 +61,12 @@ def snapshot_validate_name(name: str) -> str:
         raise ValidationError(exc.detail, fields={"name": [exc.detail]}) from None
 
 
-def _allocations(conn: hv.Connection, doc: hv.DomainDocument, targets: tuple[str, ...]) -> dict[str, int]:
-    """The bytes libvirt reports allocated for the disks ``targets`` (0 for a file in no pool)."""
+def _allocations(conn: hv.Connection, sources: dict[str, str]) -> dict[str, int]:
+    """The bytes libvirt reports allocated for the disks (target → file; 0 for a file in no pool)."""
     out: dict[str, int] = {}
-    for disk in doc.disks:
-        if disk.target not in targets or not disk.source:
-            continue
-        volume = hv.volume_by_path(conn, disk.source)
-        out[disk.target or ""] = volume.spec().allocation if volume is not None else 0
+    for target, path in sources.items():
+        volume = hv.volume_by_path(conn, path)
+        out[target] = volume.spec().allocation if volume is not None else 0
     return out
 
 
@@ -81,10 +81,13 @@ def snapshot_plan(*, vm: VirtualMachine, dom: hv.Domain, memory: bool) -> Snapsh
                             fields={"memory": [reason]} if reason == hv.RUNNING_WITHOUT_MEMORY else None)
     disks, skip = hv.snapshot_disks(doc)
     memory = memory and running
-    worst = sum(_allocations(host_connection(vm.host), doc, disks).values())
+    sources = {d.target or "": d.source for d in doc.disks if d.target in disks and d.source}
+    allocations = _allocations(dom.conn, sources)
+    worst = sum(allocations.values())
     if memory:
         worst += (doc.memory_kib or 0) * 1024
-    return SnapshotPlan(disks=disks, skip=skip, memory=memory, worst_case=worst)
+    return SnapshotPlan(disks=disks, skip=skip, memory=memory, worst_case=worst, sources=sources,
+                        allocations=allocations)
 
 
 def snapshot_create(*, actor: Actor, vm: VirtualMachine, name: str, description: str = "",
@@ -176,34 +179,28 @@ def snapshot_create_run(ctx: JobContext) -> dict[str, Any] | None:
     p = ctx.params
     vm, dom = _domain(ctx, "snapshot")
     name, memory = p["name"], bool(p["memory"])
-    ctx.progress(5, f"Checking {vm.name} for snapshot {name}.")
     plan = snapshot_plan(vm=vm, dom=dom, memory=memory)  # the VM may have started or stopped since
     if plan.memory != memory:
         raise ConflictError(f"{vm.name} {'started' if plan.memory else 'stopped'} after the snapshot was asked for: "
                             "nothing was made; ask again.")
     if hv.snapshot_exists(dom, name):
         raise ConflictError(f"A snapshot named {name} appeared on {vm.name} meanwhile: nothing was made.")
-    conn = dom.conn
-    doc = dom.document()
-    before = _allocations(conn, doc, plan.disks)
     ctx.check_cancelled()
     ctx.undo("protection.snapshot_delete", f"delete snapshot {name}", host_id=p["host_id"], uuid=dom.uuid,
              name=name)
     if plan.memory:
-        ctx.progress(10, f"Saving the memory and disks ({', '.join(plan.disks)}) of {vm.name} into {name}; the guest "
-                         "pauses while QEMU writes its memory.")
+        ctx.progress(10, f"Saving the memory and the disks ({', '.join(plan.disks)}) of {vm.name} into {name}; the "
+                         "guest pauses while QEMU writes its memory.")
     else:
-        ctx.progress(10, f"Snapshotting the disks {', '.join(plan.disks)} of {vm.name} (shut off) into {name}.")
+        ctx.progress(10, f"Snapshotting the disks ({', '.join(plan.disks)}) of {vm.name} (shut off) into {name}.")
     spec = hv.SnapshotSpec.new(name=name, description=p.get("description", ""), memory=plan.memory,
                                disks=plan.disks, skip=plan.skip)
     info = hv.snapshot_create(dom, spec)
-    after = _allocations(conn, doc, plan.disks)
-    for target in plan.disks:
-        if target in before:
-            ctx.log(f"{target}: {hv.human(before[target])} allocated before, {hv.human(after.get(target, 0))} "
-                    "after.")
-    ctx.progress(100, f"Snapshot {name} taken ({'running, with memory' if info.memory else info.state + ', disks only'}"
-                      f", {_when(info.created)}).")
+    after = _allocations(dom.conn, plan.sources)
+    grown = "; ".join(f"{t} {hv.human(plan.allocations[t])} → {hv.human(after.get(t, 0))} allocated"
+                      for t in plan.disks if t in plan.allocations)
+    what = "running, with memory" if info.memory else f"{info.state}, disks only"
+    ctx.progress(100, f"Snapshot {name} taken ({what}, {_when(info.created)}){': ' + grown if grown else ''}.")
     return {"snapshot": info.name, "memory": info.memory, "state": info.state}
 
 
@@ -217,8 +214,9 @@ def snapshot_revert_run(ctx: JobContext) -> dict[str, Any] | None:
                     f"{snap.state}{' (with its memory)' if snap.memory else ' (disks only)'}.")
     ctx.check_cancelled()
     hv.snapshot_revert(dom, name)
-    ctx.progress(100, f"{vm.name} is back at {name}: {dom.state().label}.")
-    return {"snapshot": name, "state": dom.state().slug}
+    state = dom.state()
+    ctx.progress(100, f"{vm.name} is back at {name}: {state.label}.")
+    return {"snapshot": name, "state": state.slug}
 
 
 def snapshot_delete_run(ctx: JobContext) -> dict[str, Any] | None:
