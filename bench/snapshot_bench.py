@@ -60,11 +60,9 @@ def virsh(*args: str, check: bool = True) -> str:
     return proc.stdout
 
 
-def timed(fn: Callable[[], object], prepare: Callable[[], object] | None = None) -> float:
-    """Seconds ``fn`` takes, after ``prepare`` and from a settled page cache (``sync`` before, both untimed): what
-    the previous step left to write out would otherwise land on whichever side comes next."""
-    if prepare is not None:
-        prepare()
+def timed(fn: Callable[[], object]) -> float:
+    """Seconds ``fn`` takes, from a settled page cache (``sync`` before, untimed): what the previous step left to
+    write out would otherwise land on whichever side comes next."""
     os.sync()
     t0 = time.perf_counter()
     fn()
@@ -131,19 +129,19 @@ def main() -> None:
 
         for i in range(-1, RUNS):  # round -1: warm-up, not counted
             a, b = f"kvmwebbench-a{i + 1}", f"kvmwebbench-b{i + 1}"
-            steps: list[tuple[str, Callable[[], object], Callable[[], object] | None]] = [
-                ("portal create", lambda: portal_create(a), None),
-                ("virsh create", lambda: virsh("snapshot-create-as", VM, b), None),
-                ("portal revert", portal_revert, None),
-                ("virsh revert", lambda: virsh("snapshot-revert", VM, "kvmwebbench-base"), None),
+            steps: list[tuple[str, Callable[[], object]]] = [
+                ("portal create", lambda a=a: portal_create(a)),
+                ("virsh create", lambda b=b: virsh("snapshot-create-as", VM, b)),
+                ("portal revert", portal_revert),
+                ("virsh revert", lambda: virsh("snapshot-revert", VM, "kvmwebbench-base")),
             ]
             if i % 2:  # B A in every other round: neither side always follows the other's work
                 steps = [steps[1], steps[0], steps[3], steps[2]]
             settle()
-            round_times = {key: timed(fn, prepare) for key, fn, prepare in steps[:2]}
+            round_times = {key: timed(fn) for key, fn in steps[:2]}
             for name in (a, b):
                 virsh("snapshot-delete", VM, name)
-            round_times.update({key: timed(fn, prepare) for key, fn, prepare in steps[2:]})
+            round_times.update({key: timed(fn) for key, fn in steps[2:]})
             if i >= 0:
                 for key, value in round_times.items():
                     times[key].append(value)

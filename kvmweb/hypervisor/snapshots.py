@@ -11,6 +11,7 @@ anything is tried. A shut-off domain's snapshot holds its disks only.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -174,7 +175,7 @@ def snapshot_list(dom: Domain) -> list[SnapshotInfo]:
     rows = []
     for snap in snaps:
         try:
-            xml = dom.conn.run(lambda s=snap: s.getXMLDesc(0))
+            xml = dom.conn.run(functools.partial(snap.getXMLDesc, 0))
         except HypervisorError:
             continue  # deleted between the two calls
         rows.append(_parse(xml, current=False))
