@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.test import Client
 from rest_framework.test import APIClient
 
@@ -297,6 +298,15 @@ def test_page_section_shows_tree_form_and_refusal(vm, owner, test_host, eager, d
     assert response.status_code == 302 and response["Location"].endswith("#vm-snapshots")
     part = client.get(f"/protection/vms/{vm.uuid}/snapshots/", HTTP_HX_REQUEST="true").content.decode()
     assert 'data-snapshot="one" data-current="1"' in part and 'id="snapshot-create"' in part
+    from kvmweb.machines.models import VmShare
+
+    viewer = get_user_model().objects.create_user(username="vera", password="vera-pass-123")
+    VmShare.objects.create(vm=vm, user=viewer, role="operator")
+    seen = Client()
+    seen.force_login(viewer)
+    theirs = seen.get(f"/protection/vms/{vm.uuid}/snapshots/", HTTP_HX_REQUEST="true").content.decode()
+    assert 'data-snapshot="one"' in theirs
+    assert 'id="snapshot-create"' not in theirs and "Revert" not in theirs and "Delete" not in theirs
     page = client.get(f"/vms/{vm.uuid}/").content.decode()
     assert 'href="#vm-snapshots"' in page and 'id="vm-snapshots"' in page
     raw = vm_services.vm_define(actor=owner, host=test_host, doc=spec_testdrv(devices=(

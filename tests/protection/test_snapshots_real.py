@@ -13,11 +13,13 @@ import numpy as np
 import pytest
 
 from kvmweb import hypervisor as hv
+from kvmweb.accounts.selectors import quota_usage
 from kvmweb.core.errors import ConflictError
 from kvmweb.jobs.models import Job
 from kvmweb.machines import services as vm_services
 from kvmweb.machines.handles import vm_handle
 from kvmweb.protection import selectors, snapshots
+from kvmweb.storage.models import VolumeOwner
 from tests.conftest import ARTIFACTS, memtest_spec, virsh
 from tests.console.images import decode_png, difference, is_flat
 
@@ -99,18 +101,25 @@ def test_running_guest_reverts_to_the_screen_it_had(real_vm, make_volume, owner,
     assert selectors.snapshot_overview(actor=owner, vm=vm).current == "memtest-running"
 
 
-def test_shut_off_vm_gets_its_marker_back(real_vm, make_volume, owner, eager,  # type: ignore[no-untyped-def]
+def test_shut_off_vm_gets_its_marker_back(real_vm, make_volume, owner, eager, test_pool,  # type: ignore[no-untyped-def]
                                           django_capture_on_commit_callbacks) -> None:
-    path = make_volume()
+    path = make_volume(size="64M")
     vm = real_vm(memtest_spec(disk=path))
     assert _qemu_io(path, "write -P 0x41 0 64k").returncode == 0
+    assert _qemu_io(path, "write -P 0x61 64k 32M").returncode == 0  # more data for the snapshot to keep
     job = _run(django_capture_on_commit_callbacks,
                lambda: snapshots.snapshot_create(actor=owner, vm=vm, name="marker-a", description="0x41"))
     assert job.result == {"snapshot": "marker-a", "memory": False, "state": "shutoff"}
     listed = subprocess.run(["qemu-img", "snapshot", "-l", path], capture_output=True, text=True, check=True).stdout
     assert "marker-a" in listed  # inside the qcow2 itself: an internal snapshot
-    assert _qemu_io(path, "write -P 0x42 0 64k").returncode == 0
+    assert _qemu_io(path, "write -P 0x42 0 64M").returncode == 0  # the whole disk: the snapshot keeps the old data
     assert "Pattern verification failed" in _qemu_io(path, "read -P 0x41 0 64k").stdout
+    # the quota's disk counts what the qcow2 holds now: with the snapshot it outgrows its 64 MiB virtual size
+    VolumeOwner.objects.create(host=vm.host, pool=test_pool["name"], name=os.path.basename(path), owner=owner)
+    virsh("pool-refresh", test_pool["name"])
+    allocation = int(virsh("vol-info", path, "--bytes").split("Allocation:")[1].split()[0])
+    assert allocation > 64 * 1024 * 1024
+    assert quota_usage(owner).disk_bytes == allocation
     _run(django_capture_on_commit_callbacks, lambda: snapshots.snapshot_revert(actor=owner, vm=vm, name="marker-a"))
     back = _qemu_io(path, "read -P 0x41 0 64k")
     assert back.returncode == 0 and "Pattern verification failed" not in back.stdout, back.stdout
