@@ -20,7 +20,7 @@ from lxml import etree
 
 from .domain import Domain
 from .domain_xml import DomainDocument
-from .errors import HypervisorError, InvalidRequest, SnapshotNotFound
+from .errors import InvalidRequest, SnapshotNotFound
 from .names import validate_name
 from .xmlnode import Attr, Text, XmlNode, ensure, parse_element
 
@@ -164,7 +164,10 @@ def _lookup(dom: Domain, name: str) -> libvirt.virDomainSnapshot:
 def _current_name(dom: Domain) -> str | None:
     if not dom.conn.run(lambda: dom.raw.hasCurrentSnapshot(0)):
         return None
-    return str(dom.conn.run(lambda: dom.raw.snapshotCurrent(0).getName()))
+    try:
+        return str(dom.conn.run(lambda: dom.raw.snapshotCurrent(0).getName()))
+    except SnapshotNotFound:
+        return None  # deleted between the two calls
 
 
 def snapshot_list(dom: Domain) -> list[SnapshotInfo]:
@@ -176,7 +179,7 @@ def snapshot_list(dom: Domain) -> list[SnapshotInfo]:
     for snap in snaps:
         try:
             xml = dom.conn.run(functools.partial(snap.getXMLDesc, 0))
-        except HypervisorError:
+        except SnapshotNotFound:
             continue  # deleted between the two calls
         rows.append(_parse(xml, current=False))
     rows = [SnapshotInfo(**{**vars(r), "current": r.name == current}) for r in rows]
