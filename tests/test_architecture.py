@@ -21,7 +21,7 @@ KVMWEB = Path(__file__).resolve().parent.parent / "kvmweb"
 FRONT = ("views.py", "api.py", "consumers.py", "forms.py", "serializers.py", "urls.py", "api_urls.py", "routing.py")
 HANDLE_NAMES = {"vm_handle", "pool_handle", "volume_handle", "vm_domain", "vm_checked", "console_domain"}
 HANDLE_CLASSES = {"Domain", "Pool", "Volume", "Network", "Connection", "registry", "SerialConsole"}
-TALKS_TO_LIBVIRT = ("domain_", "pool_", "volume_", "network_", "host_")
+TALKS_TO_LIBVIRT = ("domain_", "pool_", "volume_", "network_", "host_", "snapshot_")
 WRITES = {"save", "delete", "create", "bulk_create", "bulk_update", "get_or_create", "update_or_create"}
 
 
