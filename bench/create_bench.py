@@ -27,22 +27,11 @@ import time
 import uuid
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-TMP = Path(tempfile.mkdtemp(prefix="kvmwebbench-"))
-os.chmod(TMP, 0o755)
-os.environ.setdefault("KVMWEB_DATABASE_URL", f"sqlite://{TMP}/bench.sqlite3")
-os.environ.setdefault("KVMWEB_LOG_LEVEL", "WARNING")
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kvmweb.settings")
-os.environ["KVMWEB_CELERY_QUEUE"] = f"kvmwebbench-{os.getpid()}"
-os.environ["KVMWEB_CHANNEL_PREFIX"] = f"kvmwebbench-{os.getpid()}:"
-os.environ["KVMWEB_ISO_POOL"] = f"kvmwebbench-isos-{os.getpid()}"
-os.environ["KVMWEB_ISO_DIR"] = str(TMP / "isos")
-os.environ["C_FORCE_ROOT"] = "1"
+from common import ROOT, URI, django_setup, temp_dir, virsh
 
-import django  # noqa: E402
-
-django.setup()
+TMP = temp_dir("kvmwebbench-")
+django_setup(TMP, KVMWEB_CHANNEL_PREFIX=f"kvmwebbench-{os.getpid()}:",
+             KVMWEB_ISO_POOL=f"kvmwebbench-isos-{os.getpid()}", KVMWEB_ISO_DIR=str(TMP / "isos"), C_FORCE_ROOT="1")
 
 from django.core.management import call_command  # noqa: E402
 from django.test import Client  # noqa: E402
@@ -50,18 +39,10 @@ from django.test.utils import setup_test_environment  # noqa: E402
 
 from kvmweb import hypervisor as hv  # noqa: E402
 
-URI = "qemu:///system"
 RUNS = int(os.environ.get("KVMWEB_BENCH_RUNS", "10"))
 UPLOAD_BYTES = int(os.environ.get("KVMWEB_BENCH_UPLOAD_MB", "1024")) * 1024 * 1024
 PIECE = 4 * 1024 * 1024
 POOL = f"kvmwebbench-pool-{os.getpid()}"
-
-
-def virsh(*args: str, check: bool = True) -> str:
-    proc = subprocess.run(["virsh", "-q", "-c", URI, *args], capture_output=True, text=True, timeout=120)
-    if check and proc.returncode:
-        raise RuntimeError(f"virsh {' '.join(args)}: {proc.stderr.strip()}")
-    return proc.stdout
 
 
 def remove_vm(name: str) -> None:

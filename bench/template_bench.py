@@ -20,44 +20,25 @@ import os
 import shutil
 import statistics
 import subprocess
-import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-TMP = Path(tempfile.mkdtemp(prefix="kvmwebbench-tpl-"))
-os.chmod(TMP, 0o755)
-os.environ.setdefault("KVMWEB_DATABASE_URL", f"sqlite://{TMP}/bench.sqlite3")
-os.environ.setdefault("KVMWEB_LOG_LEVEL", "WARNING")
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kvmweb.settings")
-os.environ["KVMWEB_CELERY_QUEUE"] = f"kvmwebbench-{os.getpid()}"
-os.environ["KVMWEB_QUEUE_CHECK_TIMEOUT"] = "0"
+from common import ROOT, URI, django_setup, temp_dir, virsh
 
-import django  # noqa: E402
-
-django.setup()
+TMP = temp_dir("kvmwebbench-tpl-")
+django_setup(TMP, KVMWEB_QUEUE_CHECK_TIMEOUT="0")
 
 from django.core.management import call_command  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.test.utils import setup_test_environment  # noqa: E402
 
 
-URI = "qemu:///system"
 RUNS = int(os.environ.get("KVMWEB_BENCH_TEMPLATE_RUNS", "2"))
 POOL = f"kvmwebbench-tpl-{os.getpid()}"
 IMAGE = Path(os.environ.get("KVMWEB_VAR_DIR", ROOT / "var")) / "cloud-image"
 CMDLINE = "root=/dev/vda ro console=ttyS0"
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJXa32px/1gjmYM8kgv1pDOG+PGzdvdq8y9FcxY0UDKQ bench"
-
-
-def virsh(*args: str, check: bool = True) -> str:
-    proc = subprocess.run(["virsh", "-q", "-c", URI, *args], capture_output=True, text=True, timeout=120)
-    if check and proc.returncode:
-        raise RuntimeError(f"virsh {' '.join(args)}: {proc.stderr.strip()}")
-    return proc.stdout
 
 
 def agent_hostname(name: str, deadline: float) -> str:

@@ -256,40 +256,38 @@ def no_leftovers() -> Iterator[None]:
         pytest.fail("tests left these behind: " + ", ".join(left), pytrace=False)
 
 
+def _run_pool(kind: str, setting: str, folder: str) -> Iterator[str]:
+    """Point settings.KVMWEB_<setting>_POOL / _DIR at a prefixed pool in a temporary folder for the run; yield the
+    folder; put the settings back and remove the pool and the folder at the end."""
+    from django.conf import settings
+
+    base = tempfile.mkdtemp(prefix=f"{PREFIX}{kind}-")
+    os.chmod(base, 0o755)
+    pool = f"{PREFIX}{kind}-{os.getpid()}"
+    pool_key, dir_key = f"KVMWEB_{setting}_POOL", f"KVMWEB_{setting}_DIR"
+    old = getattr(settings, pool_key), getattr(settings, dir_key)
+    setattr(settings, pool_key, pool)
+    setattr(settings, dir_key, f"{base}/{folder}")
+    yield getattr(settings, dir_key)
+    setattr(settings, pool_key, old[0])
+    setattr(settings, dir_key, old[1])
+    if libvirt_available():
+        remove_pool(pool)
+    shutil.rmtree(base, ignore_errors=True)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def iso_pool_dir(no_leftovers) -> Iterator[str]:  # type: ignore[no-untyped-def]
     """The portal's ISO pool, for this run and the servers it starts (tests.live.server_env): a prefixed pool in a
     temporary folder, never the host's real ISO library; removed at the end (before the leftover check)."""
-    from django.conf import settings
-
-    base = tempfile.mkdtemp(prefix=f"{PREFIX}isos-")
-    os.chmod(base, 0o755)
-    pool = f"{PREFIX}isos-{os.getpid()}"
-    old = settings.KVMWEB_ISO_POOL, settings.KVMWEB_ISO_DIR
-    settings.KVMWEB_ISO_POOL, settings.KVMWEB_ISO_DIR = pool, f"{base}/isos"
-    yield settings.KVMWEB_ISO_DIR
-    settings.KVMWEB_ISO_POOL, settings.KVMWEB_ISO_DIR = old
-    if libvirt_available():
-        remove_pool(pool)
-    shutil.rmtree(base, ignore_errors=True)
+    yield from _run_pool("isos", "ISO", "isos")
 
 
 @pytest.fixture(scope="session", autouse=True)
 def image_pool_dir(no_leftovers) -> Iterator[str]:  # type: ignore[no-untyped-def]
     """The portal's image pool (the image library's disk images), for this run and the servers it starts: a
     prefixed pool in a temporary folder; removed at the end (before the leftover check)."""
-    from django.conf import settings
-
-    base = tempfile.mkdtemp(prefix=f"{PREFIX}imgs-")
-    os.chmod(base, 0o755)
-    pool = f"{PREFIX}imgs-{os.getpid()}"
-    old = settings.KVMWEB_IMAGE_POOL, settings.KVMWEB_IMAGE_DIR
-    settings.KVMWEB_IMAGE_POOL, settings.KVMWEB_IMAGE_DIR = pool, f"{base}/images"
-    yield settings.KVMWEB_IMAGE_DIR
-    settings.KVMWEB_IMAGE_POOL, settings.KVMWEB_IMAGE_DIR = old
-    if libvirt_available():
-        remove_pool(pool)
-    shutil.rmtree(base, ignore_errors=True)
+    yield from _run_pool("imgs", "IMAGE", "images")
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -7,7 +7,8 @@ sits below them and imports none of them):
   and one bulk size read — two libvirt calls per host, however many VMs. vCPUs are the ones libvirt reports, memory
   the maximum each VM may take. A host that does not answer still counts its VMs, with 0 vCPUs and memory, and is
   named in ``unavailable``.
-- Disk (the storage app): the capacity (virtual size) of the volumes the user owns — volumes they created,
+- Disk (the storage app): the capacity (virtual size) of the volumes the user owns (their allocation where that
+  is greater: a qcow2 holding internal snapshots) — volumes they created,
   uploaded or cloned, and the disks of VMs they created. Volumes deleted outside the portal count 0.
 - Reserved (this app): what the user's unfinished jobs will make and nothing above counts yet — the ``quota`` entry
   of a job's params (a clone's VM, vCPUs, memory and disks; a new VM's disk). One query.

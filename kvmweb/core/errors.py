@@ -42,6 +42,26 @@ class ValidationError(ServiceError):
     code = "invalid"
 
 
+class FieldErrors:
+    """Field errors collected while validating a request, raised together as one ValidationError.
+
+    ``prefix`` is put before every field name (``"cloud_init."`` → ``cloud_init.user``). The message names the first
+    problem and says "(and more)" when there is any other."""
+
+    def __init__(self, prefix: str = "") -> None:
+        self.prefix = prefix
+        self.fields: dict[str, list[str]] = {}
+
+    def add(self, name: str, message: str) -> None:
+        self.fields.setdefault(f"{self.prefix}{name}", []).append(message)
+
+    def raise_if_any(self) -> None:
+        if self.fields:
+            name, messages = next(iter(self.fields.items()))
+            more = " (and more)" if len(self.fields) > 1 or len(messages) > 1 else ""
+            raise ValidationError(f"{name}: {messages[0]}{more}", fields=self.fields)
+
+
 class PayloadTooLargeError(ServiceError):
     """A request body larger than we accept in one request (send it in pieces)."""
 

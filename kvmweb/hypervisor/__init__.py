@@ -72,6 +72,7 @@ from .errors import (
     OperationFailed,
     OperationInvalid,
     PoolNotFound,
+    SnapshotNotFound,
     VolumeNotFound,
 )
 from .console import ConsoleBusy, NoGraphics, NoSerialConsole
@@ -102,6 +103,23 @@ from .pools import (
     Pool, PoolInfo, PoolSpec, PoolState, pool_define, pool_ensure, pool_list, pool_lookup, volume_backing_users,
 )
 from .registry import Connection, registry
+from .snapshots import (
+    RUNNING_WITHOUT_MEMORY,
+    SNAPSHOT_DESCRIPTION_MAX,
+    SnapshotInfo,
+    SnapshotNode,
+    SnapshotSpec,
+    arrange_tree,
+    descendants,
+    snapshot_create,
+    snapshot_delete,
+    snapshot_disks,
+    snapshot_exists,
+    snapshot_get,
+    snapshot_list,
+    snapshot_refusal,
+    snapshot_revert,
+)
 from .stats import DomainStats, HostStats, domain_stats_all, host_stats
 from .units import SIZE_HELP, GiB, KiB, MiB, TiB, SizeInvalid, SizeRequest, human, parse_size
 from .volumes import (
@@ -126,7 +144,7 @@ __all__ = [
     # connections and errors
     "Connection", "registry", "AlreadyExists", "DomainNotFound", "DomainNotRunning", "HostUnavailable",
     "ConsoleBusy", "HypervisorError", "InvalidRequest", "NetworkNotFound", "NoGraphics", "NoSerialConsole", "NotFound",
-    "OperationFailed", "OperationInvalid", "PoolNotFound", "VolumeNotFound",
+    "OperationFailed", "OperationInvalid", "PoolNotFound", "SnapshotNotFound", "VolumeNotFound",
     # names and sizes
     "NAME_RULE", "SIZE_HELP", "validate_name", "validate_volume_name", "GiB", "KiB", "MiB", "TiB", "SizeInvalid", "SizeRequest",
     "human", "parse_size",
@@ -144,6 +162,10 @@ __all__ = [
     "Console", "Controller", "Device", "Disk", "DiskInfo", "DomainDocument", "Graphics", "Input", "Interface", "MemBalloon",
     "NicInfo", "Rng", "Serial", "Video", "VncDisplay", "clone_file_path", "free_disk_target", "normalize_mac",
     "random_mac",
+    # snapshots (internal, qcow2)
+    "RUNNING_WITHOUT_MEMORY", "SNAPSHOT_DESCRIPTION_MAX", "SnapshotInfo", "SnapshotNode", "SnapshotSpec",
+    "arrange_tree", "descendants", "snapshot_create", "snapshot_delete", "snapshot_disks", "snapshot_exists",
+    "snapshot_get", "snapshot_list", "snapshot_refusal", "snapshot_revert",
     # hosts
     "HostFacts", "host_facts", "host_hypervisor_version", "host_video_models", "host_address_users",
     "host_interface_names",

@@ -398,7 +398,8 @@ class Domain:
             self._run(lambda d: d.undefineFlags(_UNDEFINE_FLAGS))
         except InvalidRequest:
             # Drivers without NVRAM or checkpoint support refuse those flags; nothing of that kind exists then.
-            self._run(lambda d: d.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE))
+            self._run(lambda d: d.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
+                                                | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA))
 
     def set_autostart(self, enabled: bool) -> None:
         self._run(lambda d: d.setAutostart(1 if enabled else 0))

@@ -47,6 +47,10 @@ class NetworkNotFound(NotFound):
     code = "network_not_found"
 
 
+class SnapshotNotFound(NotFound):
+    code = "snapshot_not_found"
+
+
 class InvalidRequest(HypervisorError):
     """The request itself is wrong (bad XML, bad argument): asking again will not help."""
 
@@ -84,6 +88,7 @@ _NOT_FOUND = {
     libvirt.VIR_ERR_NO_STORAGE_VOL: VolumeNotFound,
     libvirt.VIR_ERR_NO_STORAGE_POOL: PoolNotFound,
     libvirt.VIR_ERR_NO_NETWORK: NetworkNotFound,
+    libvirt.VIR_ERR_NO_DOMAIN_SNAPSHOT: SnapshotNotFound,
 }
 
 _INVALID = {

@@ -19,7 +19,7 @@ from kvmweb.access.permissions import Actor, VmAction, actor_id, is_staff, requi
 from kvmweb.accounts.selectors import quota_reservation
 from kvmweb.accounts.services import check_quota, quota_held
 from kvmweb.audit.services import audited
-from kvmweb.core.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
+from kvmweb.core.errors import ConflictError, FieldErrors, NotFoundError, PermissionDeniedError, ValidationError
 from kvmweb.hosts.models import Host
 from kvmweb.hosts.services import host_connection
 from kvmweb.jobs.models import Job
@@ -33,6 +33,7 @@ from kvmweb.storage.clone import CopyWatcher
 from kvmweb.storage.models import VolumeOwner
 from kvmweb.storage.services import check_space, volume_owner_record
 
+from .fields import flag_field, name_field, size_field, text_field
 from .models import Flavor, Template
 from .osinfo import GENERIC, os_variant
 from .selectors import flavor_get, image_in_use
@@ -43,44 +44,6 @@ MAX_MEMORY_MIB = 16 * 1024 * 1024  # 16 TiB
 MAX_VCPUS = 4096
 MAX_DISK_BYTES = 64 * 1024**4
 FROM_VM = "template.from_vm"  # the job kind
-
-
-class _Errors:
-    """Field errors collected while validating, raised together."""
-
-    def __init__(self) -> None:
-        self.fields: dict[str, list[str]] = {}
-
-    def add(self, name: str, message: str) -> None:
-        self.fields.setdefault(name, []).append(message)
-
-    def raise_if_any(self) -> None:
-        if self.fields:
-            name, messages = next(iter(self.fields.items()))
-            more = " (and more)" if len(self.fields) > 1 else ""
-            raise ValidationError(f"{name}: {messages[0]}{more}", fields=self.fields)
-
-
-def _text(value: object, name: str, limit: int, errors: _Errors) -> str:
-    text = str(value or "").strip() if isinstance(value, str | int) or value is None else ""
-    if len(text) > limit:
-        errors.add(name, f"at most {limit} characters")
-    return text
-
-
-def _name(value: object, errors: _Errors, field: str = "name") -> str:
-    name = _text(value, field, 64, errors)
-    try:
-        hv.validate_name(name)
-    except hv.InvalidRequest:
-        errors.add(field, hv.NAME_RULE)
-    return name
-
-
-def _flag(value: object) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "yes", "on")
-    return bool(value)
 
 
 def _audit(actor: Actor, action: str, what: str, host: str = ""):  # type: ignore[no-untyped-def]
@@ -94,26 +57,12 @@ class FlavorResult:
     message: str
 
 
-def _size(value: object, name: str, unit: str, errors: _Errors) -> int | None:
-    """'2048' (a bare number is in ``unit``), '2G', '512M' → bytes."""
-    text = str(value if value is not None else "").strip()
-    if isinstance(value, bool) or text.startswith(("-", "+")):
-        errors.add(name, f"{text[:20]!r}: give a size above zero, without a sign")
-        return None
-    try:
-        return hv.parse_size(text, field=name, default_unit=unit).amount
-    except hv.InvalidRequest:
-        errors.add(name, f"{text[:20]!r} is not a size above zero: a number with an optional unit (M, G, T; a "
-                         f"bare number means {unit}iB)")
-        return None
-
-
 def flavor_validate(*, name: object, vcpus: object, memory: object, disk: object,
                     description: object = "") -> dict[str, Any]:
     """The model's fields from what a person typed (sizes like '2G', '512M'); every problem as a field error."""
-    errors = _Errors()
-    values: dict[str, Any] = {"name": _name(name, errors), "description": _text(description, "description", 200,
-                                                                                  errors)}
+    errors = FieldErrors()
+    values: dict[str, Any] = {"name": name_field(name, errors),
+                              "description": text_field(description, "description", 200, errors)}
     try:
         count = int(str(vcpus).strip()) if not isinstance(vcpus, bool) else 0
     except ValueError:
@@ -121,11 +70,11 @@ def flavor_validate(*, name: object, vcpus: object, memory: object, disk: object
     if not 1 <= count <= MAX_VCPUS:
         errors.add("vcpus", f"a whole number from 1 to {MAX_VCPUS}")
     values["vcpus"] = count
-    memory_bytes = _size(memory, "memory", "M", errors)
+    memory_bytes = size_field(memory, "memory", "M", errors)
     if memory_bytes is not None and not MIN_MEMORY_MIB <= memory_bytes // MiB <= MAX_MEMORY_MIB:
         errors.add("memory", f"from {MIN_MEMORY_MIB} MiB to 16 TiB")
     values["memory_mib"] = (memory_bytes or 0) // MiB
-    disk_bytes = _size(disk, "disk", "G", errors)
+    disk_bytes = size_field(disk, "disk", "G", errors)
     if disk_bytes is not None and not GiB <= disk_bytes <= MAX_DISK_BYTES:
         errors.add("disk", "from 1 GiB to 64 TiB")
     values["disk_bytes"] = disk_bytes or 0
@@ -219,9 +168,9 @@ def template_validate(*, actor: Actor, name: object, image: object = None, flavo
                       clone_mode: object = Template.CloneMode.LINKED, description: object = "",
                       template: Template | None = None) -> dict[str, Any]:
     """The model's fields of a template (``template``: the one being changed; its image stays then)."""
-    errors = _Errors()
-    values: dict[str, Any] = {"name": _name(name, errors),
-                              "description": _text(description, "description", 500, errors)}
+    errors = FieldErrors()
+    values: dict[str, Any] = {"name": name_field(name, errors),
+                              "description": text_field(description, "description", 500, errors)}
     if template is None:
         key = image.pk if isinstance(image, IsoImage) else image
         found = None
@@ -240,11 +189,11 @@ def template_validate(*, actor: Actor, name: object, image: object = None, flavo
             values["flavor"] = flavor if isinstance(flavor, Flavor) else flavor_get(str(flavor))
         except NotFoundError:
             errors.add("flavor", "no such flavor")
-    variant = _text(os_variant_id, "os_variant", 64, errors)
+    variant = text_field(os_variant_id, "os_variant", 64, errors)
     if variant and os_variant(variant) is None:
         errors.add("os_variant", f"unknown OS variant {variant[:60]!r}: pick one from the list, or 'generic'")
     values["os_variant"] = variant
-    net = _text(network, "network", 64, errors)
+    net = text_field(network, "network", 64, errors)
     if net:
         try:
             hv.validate_name(net, what="network name")
@@ -255,7 +204,7 @@ def template_validate(*, actor: Actor, name: object, image: object = None, flavo
     if mode not in Template.CloneMode.values:
         errors.add("clone_mode", "linked or copy")
     values["clone_mode"] = mode
-    values["cloud_init"] = _flag(cloud_init)
+    values["cloud_init"] = flag_field(cloud_init)
     errors.raise_if_any()
     return values
 
@@ -276,7 +225,7 @@ def template_create(*, actor: Actor, name: object, image: object, flavor: object
                                description=description)
     if Template.objects.filter(image=values["image"], name=values["name"]).exists():
         raise _taken_template(values["name"])
-    shown = _flag(public)
+    shown = flag_field(public)
     try:
         with _audit(actor, "template.create", f"template {values['name']}", values["image"].host.uri), \
                 transaction.atomic():
@@ -398,9 +347,9 @@ def template_from_vm(*, actor: Actor, vm: VirtualMachine, name: object, descript
     """Queue the copy of ``vm``'s first writable disk into a private template of ``actor``'s: the VM must be shut
     off; the copy counts in their disk quota (its virtual size)."""
     dom = vm_checked(actor, vm, VmAction.MANAGE)
-    errors = _Errors()
-    template_name = _name(name, errors)
-    text = _text(description, "description", 500, errors)
+    errors = FieldErrors()
+    template_name = name_field(name, errors)
+    text = text_field(description, "description", 500, errors)
     volume_name = f"{template_name}.qcow2"
     if "name" not in errors.fields:
         try:

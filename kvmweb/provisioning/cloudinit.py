@@ -25,7 +25,7 @@ from django.conf import settings
 from passlib.hash import sha512_crypt
 
 from kvmweb.accounts.sshkeys import MAX_KEYS, ssh_key_parse
-from kvmweb.core.errors import ValidationError
+from kvmweb.core.errors import FieldErrors, ValidationError
 
 HEADER = "#cloud-config"
 VOLUME_LABEL = "cidata"
@@ -68,21 +68,7 @@ class Seed:
     network_config: str | None = None
 
 
-class _Errors:
-    def __init__(self) -> None:
-        self.fields: dict[str, list[str]] = {}
-
-    def add(self, name: str, message: str) -> None:
-        self.fields.setdefault(f"cloud_init.{name}", []).append(message)
-
-    def raise_if_any(self) -> None:
-        if self.fields:
-            name, messages = next(iter(self.fields.items()))
-            more = " (and more)" if len(self.fields) > 1 or len(messages) > 1 else ""
-            raise ValidationError(f"{name}: {messages[0]}{more}", fields=self.fields)
-
-
-def _text(value: object, name: str, errors: _Errors) -> str | None:
+def _text(value: object, name: str, errors: FieldErrors) -> str | None:
     if value is None:
         return ""
     if not isinstance(value, str):
@@ -96,7 +82,7 @@ def _text(value: object, name: str, errors: _Errors) -> str | None:
     return value
 
 
-def _hostname(value: object, errors: _Errors) -> str:
+def _hostname(value: object, errors: FieldErrors) -> str:
     text = _text(value, "hostname", errors)
     if text is None:
         return ""
@@ -117,7 +103,7 @@ def _hostname(value: object, errors: _Errors) -> str:
     return name
 
 
-def _user(value: object, errors: _Errors) -> str:
+def _user(value: object, errors: FieldErrors) -> str:
     text = _text(value, "user", errors)
     if text is None:
         return ""
@@ -132,7 +118,7 @@ def _user(value: object, errors: _Errors) -> str:
     return name
 
 
-def _ssh_keys(value: object, errors: _Errors) -> tuple[str, ...]:
+def _ssh_keys(value: object, errors: FieldErrors) -> tuple[str, ...]:
     """One key per line in a text, or a list of lines; each parsed as the profile parses it. Duplicates dropped."""
     if value is None:
         return ()
@@ -166,7 +152,7 @@ def _ssh_keys(value: object, errors: _Errors) -> tuple[str, ...]:
     return tuple(keys)
 
 
-def _password(value: object, errors: _Errors) -> str | None:
+def _password(value: object, errors: FieldErrors) -> str | None:
     """The password to hash, when one is given and acceptable."""
     text = _text(value, "password", errors)
     if not text:
@@ -188,7 +174,7 @@ def user_data_parse(text: str) -> dict[str, Any]:
     return dict(data) if data else {}
 
 
-def _user_data(value: object, errors: _Errors) -> str:
+def _user_data(value: object, errors: FieldErrors) -> str:
     text = _text(value, "user_data", errors)
     if not text or not text.strip():
         return ""
@@ -236,7 +222,7 @@ def cloud_init_validate(
     ``ssh_keys`` is a list of OpenSSH public-key lines (or one text, a key per line); ``password`` is hashed here
     (SHA-512 crypt) and never kept in plain; ``instance_id`` defaults to a fresh ``iid-<uuid4 hex>``.
     """
-    errors = _Errors()
+    errors = FieldErrors("cloud_init.")
     name = _hostname(hostname, errors)
     login = _user(user, errors)
     keys = _ssh_keys(ssh_keys, errors)

@@ -35,6 +35,18 @@ def host_choices_for(host: Host | None, actor: Any) -> dict[str, list[tuple[str,
     return result
 
 
+def _host_pool_network(form: forms.Form, actor: Any, host: Host | None, *,
+                       no_network: str) -> dict[str, list[tuple[str, str]]]:
+    """Fill the host, storage pool and network selects both create forms share; the choices, for the rest."""
+    form.fields["host"].choices = [(str(h.pk), h.name) for h in host_queryset()]
+    if host is not None:
+        form.fields["host"].initial = str(host.pk)
+    choices = host_choices_for(host, actor)
+    form.fields["disk_pool"].choices = choices["disk_pool"] or [("", "no storage pool is open to you")]
+    form.fields["network"].choices = [("", no_network)] + choices["network"]
+    return choices
+
+
 class CreateVmForm(forms.Form):
     # choosing a host reloads the form with that host's pools, networks and media (static/js/autosubmit.js)
     host = forms.ChoiceField(label="Host", widget=forms.Select(attrs={"data-reload-param": "host"}))
@@ -60,13 +72,8 @@ class CreateVmForm(forms.Form):
 
     def __init__(self, *args: Any, actor: Any, host: Host | None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["host"].choices = [(str(h.pk), h.name) for h in host_queryset()]
-        if host is not None:
-            self.fields["host"].initial = str(host.pk)
-        choices = host_choices_for(host, actor)
+        choices = _host_pool_network(self, actor, host, no_network="none")
         self.fields["iso"].choices = [("", "none")] + choices["iso"]
-        self.fields["disk_pool"].choices = choices["disk_pool"] or [("", "no storage pool is open to you")]
-        self.fields["network"].choices = [("", "none")] + choices["network"]
         self.variants = os_variants()
 
     def service_fields(self) -> dict[str, Any]:
@@ -120,9 +127,7 @@ class CreateFromTemplateForm(forms.Form):
 
     def __init__(self, *args: Any, actor: Any, host: Host | None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["host"].choices = [(str(h.pk), h.name) for h in host_queryset()]
-        if host is not None:
-            self.fields["host"].initial = str(host.pk)
+        _host_pool_network(self, actor, host, no_network="the template's (or none)")
         templates = template_queryset(actor).filter(image__host=host) if host else template_queryset(actor).none()
         self.fields["template"].choices = [("", "none")] + [
             (str(t.pk), f"{t.name}{'' if t.public else ' (private)'}") for t in templates]
@@ -132,9 +137,6 @@ class CreateFromTemplateForm(forms.Form):
         self.fields["flavor"].choices = [("", "the template's, or as typed below")] + [
             (str(f.pk), f"{f.name}: {f.vcpus} vCPU, {human(f.memory_mib * hv.MiB)}, {human(f.disk_bytes)}")
             for f in flavor_list()]
-        choices = host_choices_for(host, actor)
-        self.fields["disk_pool"].choices = choices["disk_pool"] or [("", "no storage pool is open to you")]
-        self.fields["network"].choices = [("", "the template's (or none)")] + choices["network"]
         self.fields["ssh_keys"].choices = [(str(k.pk), f"{k.name} ({k.key_type}, {k.fingerprint})")
                                            for k in ssh_keys_of(actor)]
         if not self.is_bound:

@@ -27,7 +27,7 @@ from kvmweb import hypervisor as hv
 from kvmweb.access.permissions import Actor, VmAction, require_login
 from kvmweb.accounts.selectors import quota_reservation
 from kvmweb.accounts.services import check_quota, quota_held
-from kvmweb.core.errors import ConflictError, NotFoundError, ValidationError
+from kvmweb.core.errors import ConflictError, FieldErrors, NotFoundError, ValidationError
 from kvmweb.hosts.models import Host
 from kvmweb.hosts.selectors import host_queryset
 from kvmweb.hosts.services import host_connection
@@ -45,6 +45,7 @@ from kvmweb.storage.services import volume_owner_record
 
 from . import cloudinit
 from .devices import Platform, default_devices, platform_for
+from .fields import flag_field, int_field, size_field
 from .models import Flavor, Template
 from .osinfo import GENERIC, OsVariant, os_variant
 from .selectors import flavor_get, template_get
@@ -156,52 +157,6 @@ def build_document(req: CreateRequest, *, uuid: str, domain_type: str, owner: st
 
 
 # -- validation ---------------------------------------------------------------------------------------------
-class _Errors:
-    def __init__(self) -> None:
-        self.fields: dict[str, list[str]] = {}
-
-    def add(self, name: str, message: str) -> None:
-        self.fields.setdefault(name, []).append(message)
-
-    def raise_if_any(self) -> None:
-        if self.fields:
-            first = next(iter(self.fields.items()))
-            raise ValidationError(f"{first[0]}: {first[1][0]}" + (" (and more)" if len(self.fields) > 1 else ""),
-                                  fields=self.fields)
-
-
-def _int(value: object, name: str, errors: _Errors) -> int | None:
-    if isinstance(value, bool):
-        errors.add(name, "must be a whole number")
-        return None
-    try:
-        number = int(str(value).strip())
-    except (TypeError, ValueError):
-        errors.add(name, "must be a whole number")
-        return None
-    return number
-
-
-def _size(value: object, name: str, default_unit: str, errors: _Errors) -> int | None:
-    """'2048' (default unit), '2G', '512M' → bytes."""
-    text = str(value).strip()
-    if text.startswith(("-", "+")):
-        errors.add(name, f"{text[:20]!r}: give a size above zero, without a sign")
-        return None
-    try:
-        return hv.parse_size(text, field=name, default_unit=default_unit).amount
-    except hv.InvalidRequest:
-        errors.add(name, f"{text[:20]!r} is not a size above zero: use a number with an optional unit "
-                         f"(M or G; a bare number means {default_unit}iB)")
-        return None
-
-
-def _flag(value: object) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "yes", "on")
-    return bool(value)
-
-
 @dataclass(frozen=True)
 class _Source:
     """Where a VM from an image starts: the library image, and what its template (if any) says."""
@@ -220,7 +175,7 @@ class _Source:
 
 
 def _image_source(actor: Actor, template: object, image: object, flavor: object, clone_mode: object,
-                  errors: _Errors) -> _Source | None:
+                  errors: FieldErrors) -> _Source | None:
     """The template or image (and flavor) asked for, as ``actor`` may use them; None for an install-medium VM."""
     chosen_flavor: Flavor | None = None
     if flavor not in (None, "", 0, "0"):
@@ -265,7 +220,7 @@ def _hostname_from(name: str) -> str:
     return label[:63].strip("-") or "vm"
 
 
-def _cloud_init_for(actor: Actor, vm_name: str, given: object, errors: _Errors) -> cloudinit.CloudInit | None:
+def _cloud_init_for(actor: Actor, vm_name: str, given: object, errors: FieldErrors) -> cloudinit.CloudInit | None:
     """The cloud-init inputs checked (``given``: hostname, user, ssh_keys — ids of the person's profile keys or
     public-key lines —, password, user_data; missing ones default to the VM's name, the person's user name and all
     their profile keys)."""
@@ -323,7 +278,7 @@ def vm_create_validate(
     ``flavor`` (or the template's) gives the sizes that ``vcpus``/``memory``/``disk_size`` do not; ``cloud_init``
     (a dict, or the template's default) gives the guest its host name, user and SSH keys."""
     require_login(actor)
-    errors = _Errors()
+    errors = FieldErrors()
     source = _image_source(actor, template, image, flavor, clone_mode, errors)
     if source is not None:
         if iso not in (None, "", 0, "0"):
@@ -351,7 +306,7 @@ def vm_create_validate(
     if isinstance(host, Host):
         host_obj = host if host.enabled else None
     elif host not in (None, ""):
-        key = _int(host, "host", errors)
+        key = int_field(host, "host", errors)
         host_obj = host_queryset().filter(pk=key).first() if key is not None else None
     if host_obj is None:
         errors.add("host", "choose one of the portal's hosts")
@@ -376,18 +331,19 @@ def vm_create_validate(
         variant = os_variant(GENERIC)
     assert variant is not None
     # CPUs and memory
-    cpu_count = _int(vcpus, "vcpus", errors)
+    cpu_count = int_field(vcpus, "vcpus", errors)
     if cpu_count is not None and not 1 <= cpu_count <= facts.cpus:
         errors.add("vcpus", f"between 1 and {facts.cpus} (the host's CPUs)")
     host_mib = facts.memory_kib // 1024
-    memory_bytes = _size(memory if memory not in (None, "") else variant.recommended_memory_mib, "memory", "M", errors)
+    memory_bytes = size_field(memory if memory not in (None, "") else variant.recommended_memory_mib, "memory", "M",
+                              errors)
     memory_mib = (memory_bytes or 0) // MiB
     if memory_bytes is not None and not MIN_MEMORY_MIB <= memory_mib <= host_mib:
         errors.add("memory", f"between {MIN_MEMORY_MIB} MiB and {host_mib} MiB (the host's memory)")
     # install medium
     iso_path = None
     if iso not in (None, "", 0, "0"):
-        key = _int(iso, "iso", errors)
+        key = int_field(iso, "iso", errors)
         medium = iso_queryset(actor).filter(pk=key, host=host_obj, complete=True).first() if key is not None else None
         if medium is None:
             errors.add("iso", f"no such install medium in the ISO library of {host_obj}")
@@ -399,7 +355,7 @@ def vm_create_validate(
         nets = {n.name: n for n in attachable_networks(actor=actor, host=host_obj)}
         if net_name not in nets:
             errors.add("network", f"no network named {net_name[:60]!r} open to you on {host_obj}")
-        elif _flag(start) and not nets[net_name].active:
+        elif flag_field(start) and not nets[net_name].active:
             errors.add("network", f"the network {net_name} is not running: start it first, or do not start the VM")
     # disk
     disk = None
@@ -409,7 +365,7 @@ def vm_create_validate(
         errors.add("clone_mode", f"the image {source.image.name} is a file outside the host's storage pools: a "
                                  "full copy needs it in a pool; make a linked clone")
     if disk_size not in (None, "", False):
-        size = _size(disk_size, "disk_size", "G", errors)
+        size = size_field(disk_size, "disk_size", "G", errors)
         fmt = str(disk_format or "qcow2")
         if fmt not in DISK_FORMATS:
             errors.add("disk_format", "qcow2 or raw")
@@ -446,12 +402,12 @@ def vm_create_validate(
         if img.kernel:
             kernel_boot = KernelBoot(kernel=img.kernel, initrd=img.initrd, cmdline=img.cmdline or DKB_CMDLINE)
     return CreateRequest(host=host_obj, name=vm_name, vcpus=cpu_count, memory_mib=memory_mib, iso_path=iso_path,
-                         disk=disk, variant=variant, network=net_name, start=_flag(start),
-                         autostart=_flag(autostart), machine=platform.machine, video=platform.video, seed=seed,
+                         disk=disk, variant=variant, network=net_name, start=flag_field(start),
+                         autostart=flag_field(autostart), machine=platform.machine, video=platform.video, seed=seed,
                          kernel_boot=kernel_boot, source=source.label if source else "")
 
 
-def _image_on_host(conn: hv.Connection, image: IsoImage, errors: _Errors) -> bool:
+def _image_on_host(conn: hv.Connection, image: IsoImage, errors: FieldErrors) -> bool:
     """The image's files are still on its host (a file deleted behind the portal's back is refused now, not when
     the job runs)."""
     field = "template"
@@ -468,7 +424,7 @@ def _local_file(conn: hv.Connection, path: str) -> bool:
 
 
 def _seed_in_pool(actor: Actor, host: Host, pool_name: str, vm_name: str, ci: cloudinit.CloudInit,
-                  errors: _Errors) -> SeedPlan | None:
+                  errors: FieldErrors) -> SeedPlan | None:
     seed = cloudinit.render(ci)
     name = f"{vm_name}-cidata.iso"
     pool = pool_handle(actor=actor, host=host, name=pool_name)
@@ -490,7 +446,7 @@ def _default_pool(actor: Actor, host: Host) -> str:
 
 
 def _disk_in_pool(actor: Actor, host: Host, pool_name: str, vol_name: str, size: int, fmt: str,
-                  errors: _Errors, *, room: int | None = None) -> NewDisk | None:
+                  errors: FieldErrors, *, room: int | None = None) -> NewDisk | None:
     try:
         pool = pool_handle(actor=actor, host=host, name=pool_name)  # staff: any pool; users: pools opened to them
         info = pool.info()

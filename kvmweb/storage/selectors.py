@@ -237,7 +237,8 @@ def vm_disks(*, actor: Actor, vm: VirtualMachine, choices: bool = True) -> VmDis
 
 @usage_provider
 def disk_usage(user: Actor, usage: Usage) -> None:
-    """The quota's disk: the capacity (virtual size) of the volumes ``user`` owns — one pool lookup per pool plus
+    """The quota's disk: the capacity (virtual size) of the volumes ``user`` owns, or their allocation where that is
+    greater (snapshots inside a qcow2) — one pool lookup per pool plus
     one volume lookup and one XML read per volume. Volumes deleted outside the portal count 0."""
     pools: dict[tuple[int, str], list[str]] = {}
     hosts: dict[int, Host] = {}
@@ -256,7 +257,9 @@ def disk_usage(user: Actor, usage: Usage) -> None:
             continue
         for name in names:
             try:
-                usage.disk_bytes += pool.volume(name).spec().capacity
+                spec = pool.volume(name).spec()
+                # a qcow2 holding internal snapshots can outgrow its virtual size: it counts what it holds then
+                usage.disk_bytes += max(spec.capacity, spec.allocation)
             except (hv.NotFound, hv.InvalidRequest):
                 continue
             except hv.HypervisorError:

@@ -151,6 +151,17 @@ def _flavor(owner: Any, host: Any) -> dict[str, Any]:
     return {"pk": Flavor.objects.create(name="perm", vcpus=1, memory_mib=512, disk_bytes=1 << 30).pk}
 
 
+def _owned_snapshot(owner: Any, host: Any) -> dict[str, Any]:
+    """A snapshot of alice's VM (a qcow2 disk, so it can take one), made through libvirt directly."""
+    from kvmweb import hypervisor as hv
+
+    vm = services.vm_define(actor=owner, host=host, doc=spec_testdrv(devices=(
+        hv.Disk.new(target="vda", source="/perm/perm.qcow2"),)))
+    dom = hv.domain_lookup(hv.registry.connection(host.uri), str(vm.uuid))
+    hv.snapshot_create(dom, hv.SnapshotSpec.new(name="perm-snap", memory=False))
+    return {"uuid": vm.uuid, "name": "perm-snap"}
+
+
 def _owned_backup(owner: Any, host: Any) -> dict[str, Any]:
     """A complete backup of alice's VM (its row only: the matrix reads and refuses, it never restores)."""
     from kvmweb.protection.models import Backup
@@ -184,6 +195,8 @@ FACTORIES: dict[str, ObjectFactory] = {
     "api:template-": _private_template,
     "templates:flavor-": _flavor,
     "api:flavor-": _flavor,
+    "protection:vm-snapshot-": _owned_snapshot,
+    "api:vm-snapshot": _owned_snapshot,
     "networks:": lambda owner, host: {"host_id": host.pk, "name": "default"},
     "api:network-": lambda owner, host: {"host_id": host.pk, "name": "default"},
 }

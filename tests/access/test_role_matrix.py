@@ -41,6 +41,7 @@ VIEW, OPERATE, MANAGE, DELETE, SHARE = (VmAction.VIEW, VmAction.OPERATE, VmActio
 POOL = "default-pool"  # the test driver's pool
 ISO = "/isos/kvmweb-role-matrix.iso"
 MAC = "52:54:00:4b:00:01"
+SNAPSHOT = "matrix-snap"  # the snapshot every world's VM has
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class Ctx:
     vm: VirtualMachine
     share_id: int
     iso_id: int
+    snapshot: str = SNAPSHOT
 
 
 @dataclass(frozen=True)
@@ -155,6 +157,20 @@ CELLS: dict[tuple[str, str], Cell] = {
     ("api:vm-nic-detach", "post"): Cell(MANAGE, audit="vm.nic_detach", data=lambda c: {"mac": MAC}, driver=False),
     ("api:vm-nic-link", "post"): Cell(MANAGE, audit="vm.nic_link_down", data=lambda c: {"mac": MAC, "up": False}, driver=False),
     # consoles: everyone who may see the VM may watch it (the proxy drops a viewer's input: tests/console)
+    # snapshots: the manager's (each change queues a job; the URL's name is the world's snapshot)
+    ("protection:vm-snapshots", "get"): Cell(VIEW),
+    ("protection:vm-snapshot-create", "post"): _page_post("vm.snapshot_create", MANAGE,
+                                                          data=lambda c: {"name": "matrix-new", "description": "d"}),
+    ("protection:vm-snapshot-revert", "post"): _page_post("vm.snapshot_revert", MANAGE, data=lambda c: {"confirm": "on"}),
+    ("protection:vm-snapshot-delete", "post"): _page_post("vm.snapshot_delete", MANAGE,
+                                                          data=lambda c: {"children": "on"}),
+    ("api:vm-snapshots", "get"): Cell(VIEW),
+    ("api:vm-snapshots", "post"): Cell(MANAGE, audit="vm.snapshot_create", data=lambda c: {"name": "matrix-new"},
+                                       ok=(202,)),
+    ("api:vm-snapshot", "get"): Cell(VIEW),
+    ("api:vm-snapshot", "delete"): Cell(MANAGE, audit="vm.snapshot_delete", ok=(202,)),
+    ("api:vm-snapshot-revert", "post"): Cell(MANAGE, audit="vm.snapshot_revert", data=lambda c: {"confirm": True},
+                                             ok=(202,)),
     ("console:vnc", "get"): Cell(VIEW),
     ("console:text", "get"): Cell(VIEW),
     ("console:screenshot", "get"): Cell(VIEW, running=True),
@@ -205,6 +221,8 @@ def _world(test_host, people, iso_id: int, *, role: str | None, running: bool) -
     share = services.vm_share(actor=people["owner"], vm=vm, user=people["carol"], role="viewer")
     if role is not None:
         services.vm_share(actor=people["owner"], vm=vm, user=people["bob"], role=role)
+    dom = hv.domain_lookup(conn, str(vm.uuid))
+    hv.snapshot_create(dom, hv.SnapshotSpec.new(name=SNAPSHOT, memory=False))
     if running:
         services.vm_start(actor=people["owner"], vm=vm)
     assert share.share_id is not None
@@ -223,7 +241,8 @@ def _snapshot(ctx: Ctx) -> dict[str, Any]:
     conn = hv.registry.connection(ctx.vm.host.uri)
     try:
         dom = hv.domain_lookup(conn, str(ctx.vm.uuid))
-        domain: tuple[Any, ...] = (dom.definition().to_xml(), dom.xml(), dom.state(), dom.info().autostart)
+        domain: tuple[Any, ...] = (dom.definition().to_xml(), dom.xml(), dom.state(), dom.info().autostart,
+                                   [(s.name, s.current) for s in hv.snapshot_list(dom)])
     except hv.DomainNotFound:
         domain = ()
     return {
@@ -238,7 +257,7 @@ def _snapshot(ctx: Ctx) -> dict[str, Any]:
 
 
 def _request(user: Any, endpoint: Endpoint, method: str, ctx: Ctx, cell: Cell | None) -> Any:
-    values = {"uuid": ctx.vm.uuid, "pk": ctx.share_id}
+    values = {"uuid": ctx.vm.uuid, "pk": ctx.share_id, "name": ctx.snapshot}
     url = endpoint.url(values)
     data = cell.data(ctx) if cell and cell.data else {}
     if endpoint.is_api:

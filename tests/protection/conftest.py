@@ -1,33 +1,20 @@
-"""Fixtures of the protection tests: this run's own backup pool, API clients."""
+"""Fixtures of the protection tests: job tasks run in this process (Celery eager), this run's own backup pool,
+the test pool opened to alice, API clients."""
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 
 import pytest
 from rest_framework.test import APIClient
 
-from tests.conftest import PREFIX, libvirt_available, remove_pool
+from tests.conftest import _run_pool
 
 
 @pytest.fixture(scope="session", autouse=True)
 def backup_pool_dir(no_leftovers) -> Iterator[str]:  # type: ignore[no-untyped-def]
     """The portal's backup pool, for this run and the servers it starts (tests.live.server_env): a prefixed pool in
     a temporary folder, never the host's real one; removed at the end (before the leftover check)."""
-    from django.conf import settings
-
-    base = tempfile.mkdtemp(prefix=f"{PREFIX}backups-")
-    os.chmod(base, 0o755)
-    pool = f"{PREFIX}backups-{os.getpid()}"
-    old = settings.KVMWEB_BACKUP_POOL, settings.KVMWEB_BACKUP_DIR
-    settings.KVMWEB_BACKUP_POOL, settings.KVMWEB_BACKUP_DIR = pool, f"{base}/backups"
-    yield settings.KVMWEB_BACKUP_DIR
-    settings.KVMWEB_BACKUP_POOL, settings.KVMWEB_BACKUP_DIR = old
-    if libvirt_available():
-        remove_pool(pool)
-    shutil.rmtree(base, ignore_errors=True)
+    yield from _run_pool("backups", "BACKUP", "backups")
 
 
 @pytest.fixture
@@ -59,3 +46,14 @@ def staff_api(staff) -> APIClient:  # type: ignore[no-untyped-def]
     client = APIClient()
     client.force_login(staff)
     return client
+
+
+@pytest.fixture
+def eager() -> Iterator[None]:
+    """Job tasks run in this process when sent (wrap the sending code in django_capture_on_commit_callbacks)."""
+    from kvmweb.celery import app
+
+    old = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = old

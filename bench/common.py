@@ -1,0 +1,40 @@
+"""What benchmarks share: their temporary folder, the environment they run Django in (a throw-away SQLite
+database, a Celery queue of their own) and ``virsh``. Not a benchmark itself: bench/run.py runs only *_bench.py,
+which import this from their own folder."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+URI = "qemu:///system"
+
+
+def temp_dir(prefix: str) -> Path:
+    """A new folder named ``prefix…`` that libvirt's qemu can read (the benchmark removes it at the end)."""
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    os.chmod(tmp, 0o755)
+    return tmp
+
+
+def django_setup(tmp: Path, **env: str) -> None:
+    """Set Django up for a benchmark: its database in ``tmp``, its own Celery queue, then ``env`` on top."""
+    sys.path.insert(0, str(ROOT))
+    os.environ.setdefault("KVMWEB_DATABASE_URL", f"sqlite://{tmp}/bench.sqlite3")
+    os.environ.setdefault("KVMWEB_LOG_LEVEL", "WARNING")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kvmweb.settings")
+    os.environ["KVMWEB_CELERY_QUEUE"] = f"kvmwebbench-{os.getpid()}"
+    os.environ.update(env)
+    import django
+
+    django.setup()
+
+
+def virsh(*args: str, check: bool = True) -> str:
+    proc = subprocess.run(["virsh", "-q", "-c", URI, *args], capture_output=True, text=True, timeout=120)
+    if check and proc.returncode:
+        raise RuntimeError(f"virsh {' '.join(args)}: {proc.stderr.strip()}")
+    return proc.stdout
