@@ -291,6 +291,13 @@ def image_pool_dir(no_leftovers) -> Iterator[str]:  # type: ignore[no-untyped-de
 
 
 @pytest.fixture(scope="session", autouse=True)
+def backup_pool_dir(no_leftovers) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """The portal's backup pool (kvmweb.protection), for this run and the servers it starts: a prefixed pool in a
+    temporary folder, never the host's real one; removed at the end (before the leftover check)."""
+    yield from _run_pool("backups", "BACKUP", "backups")
+
+
+@pytest.fixture(scope="session", autouse=True)
 def stats_keys_removed() -> Iterator[None]:
     """The usage history this run's collectors wrote to Redis (under its own KVMWEB_STATS_PREFIX) is deleted at the
     end: its rings would otherwise stay for up to 31 days. Nothing to do when Redis does not answer (fast tests)."""
