@@ -719,7 +719,8 @@ class DomainDocument(XmlNode):
         and loses its host-side device name; a UNIX channel's socket path that names the channel goes (libvirt
         makes one under the new name); file-backed serial/console logs and the NVRAM file get the clone's own
         paths; each disk whose target is in ``disk_sources`` points at its new file (``disk_formats``: the new
-        file's format). A graphics password and everything else is kept."""
+        file's format); the portal's claim on a cloud-init seed (``seed_path``) goes. A graphics password and
+        everything else is kept."""
         validate_name(name)
         original = self.name or ""
         clone = self.copy()
@@ -757,6 +758,7 @@ class DomainDocument(XmlNode):
                 disk.set_source(disk_sources[target])
                 if target in formats:
                     disk.format = formats[target]
+        clone.seed_path = None  # the cloud-init seed stays the original's: deleting the clone must not delete it
         return clone
 
 

@@ -211,10 +211,16 @@ def vm_delete(*, actor: Actor, vm: VirtualMachine, delete_volumes: bool = False)
         conn = host_connection(vm.host)
         definition = dom.definition()
         volumes: list[hv.Volume] = []
-        # the cloud-init seed the portal made for this VM goes with it, asked or not: it is nobody else's
+        # the cloud-init seed the portal made for this VM goes with it, asked or not — unless another domain has it
+        # in a drive too (a clone of this VM keeps the original's seed)
         seed = hv.volume_by_path(conn, definition.seed_path) if definition.seed_path else None
         if seed is not None:
-            volumes.append(seed)
+            others = [u.domain_name for u in hv.domain_disk_users(conn).get(seed.path, ())
+                      if u.domain_uuid != str(vm.uuid)]
+            if others:
+                result.kept.append(f"{seed.path} (the cloud-init seed, also in a drive of {len(others)} other VM(s))")
+            else:
+                volumes.append(seed)
         if delete_volumes:
             for disk in definition.disks:
                 info = disk.info()

@@ -127,3 +127,4 @@ def test_the_plain_password_never_reaches_the_seed(template, owner) -> None:  # 
 
     hashed = cloudinit.user_data_parse(req.seed.user_data)["users"][0]["passwd"]
     assert sha512_crypt.verify("correct horse battery", hashed)
+

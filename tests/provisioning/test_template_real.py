@@ -130,3 +130,31 @@ def test_a_template_whose_image_left_the_host_and_a_flavor_above_quota_are_refus
                               "start": False})
     assert response.status_code == 400 and "missing" in response.json()["fields"]["template"][0], response.content
     assert virsh("domstate", name, check=False) == "" and Job.objects.count() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_clone_does_not_own_the_seed_and_a_delete_keeps_a_seed_another_vm_uses(
+    qemu_host, owner, test_pool, cleanup_domains,
+) -> None:  # type: ignore[no-untyped-def]
+    """A clone (or a VM restored from a backup) keeps the original's seed in its drive without claiming it: deleting
+    the original keeps the seed while the clone uses it, and deleting the clone never deletes it."""
+    from kvmweb.machines.services import vm_define, vm_delete
+    from tests.conftest import PREFIX, memtest_spec
+
+    seed = f"{PREFIX}{unique_name('seed')}-cidata.iso"
+    virsh("vol-create-as", test_pool["name"], seed, "64K", "--format", "raw")
+    path = virsh("vol-path", seed, "--pool", test_pool["name"]).strip()
+    doc = memtest_spec()
+    doc.add_device(hv.Controller.scsi())
+    doc.add_device(hv.Disk.new(target="sdb", device="cdrom", bus="scsi", source=path, format="raw"))
+    doc.seed_path = path
+    clone = doc.clone_as(name=unique_name("cln"), uuid="7d3f4b5c-1a2b-4c3d-8e9f-0a1b2c3d4e5f", disk_sources={})
+    assert clone.seed_path is None and path in [d.source for d in clone.disks]
+    cleanup_domains.extend([doc.name, clone.name])
+    original_vm = vm_define(actor=owner, host=qemu_host, doc=doc)
+    clone_vm = vm_define(actor=owner, host=qemu_host, doc=clone)
+    kept = vm_delete(actor=owner, vm=original_vm)  # the clone still has the seed in a drive
+    assert seed in _volumes(test_pool["name"]) and any(path in k for k in kept.kept), kept.kept
+    vm_delete(actor=owner, vm=clone_vm)  # the clone never claimed it
+    assert seed in _volumes(test_pool["name"])
+    virsh("vol-delete", seed, "--pool", test_pool["name"])
