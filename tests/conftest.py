@@ -298,15 +298,21 @@ def backup_pool_dir(no_leftovers) -> Iterator[str]:  # type: ignore[no-untyped-d
 
 
 @pytest.fixture(scope="session", autouse=True)
-def stats_keys_removed() -> Iterator[None]:
-    """The usage history this run's collectors wrote to Redis (under its own KVMWEB_STATS_PREFIX) is deleted at the
-    end: its rings would otherwise stay for up to 31 days. Nothing to do when Redis does not answer (fast tests)."""
+def redis_keys_removed() -> Iterator[None]:
+    """What this run left in Redis is deleted at the end: the usage history its collectors wrote (under its own
+    KVMWEB_STATS_PREFIX; rings would otherwise stay for up to 31 days) and its Celery queues and their bindings —
+    the run's queue and the ones the killed-worker tests make (``<queue>-kill``, ``<PREFIX>kill-<pid>``), where a
+    redelivered message may wait. Nothing to do when Redis does not answer (fast tests)."""
     yield
+    from django.conf import settings
+
     from kvmweb.monitoring import store
 
+    queue = settings.CELERY_TASK_DEFAULT_QUEUE
+    patterns = (f"{store.prefix()}*", f"{queue}*", f"_kombu.binding*.{queue}*", f"*{PREFIX}kill-{os.getpid()}*")
     try:
         r = store.client()
-        keys = list(r.scan_iter(match=f"{store.prefix()}*"))
+        keys = {key for pattern in patterns for key in r.scan_iter(match=pattern)}
         if keys:
             r.delete(*keys)
     except Exception:  # noqa: BLE001 - no Redis, nothing was written
