@@ -29,35 +29,23 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-TMP = Path(tempfile.mkdtemp(prefix="kvmwebbench-"))
-os.chmod(TMP, 0o755)
+from common import URI, django_setup, pool_remove, temp_dir, virsh as _virsh
+
+TMP = temp_dir("kvmwebbench-")
 PID = os.getpid()
-os.environ.setdefault("KVMWEB_DATABASE_URL", f"sqlite://{TMP}/bench.sqlite3")
-os.environ.setdefault("KVMWEB_LOG_LEVEL", "WARNING")
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kvmweb.settings")
-os.environ["KVMWEB_CELERY_QUEUE"] = f"kvmwebbench-{PID}"
-os.environ["KVMWEB_CHANNEL_PREFIX"] = f"kvmwebbench-{PID}:"
-os.environ["KVMWEB_BACKUP_POOL"] = f"kvmwebbench-backups-{PID}"
-os.environ["KVMWEB_BACKUP_DIR"] = str(TMP / "backups")
-os.environ["KVMWEB_BACKUP_KEEP"] = "1000"  # the bench deletes its backups itself
-
-import django  # noqa: E402
-
-django.setup()
+django_setup(TMP, KVMWEB_CHANNEL_PREFIX=f"kvmwebbench-{PID}:", KVMWEB_BACKUP_POOL=f"kvmwebbench-backups-{PID}",
+             KVMWEB_BACKUP_DIR=str(TMP / "backups"),
+             KVMWEB_BACKUP_KEEP="1000")  # the bench deletes its backups itself
 
 from django.core.management import call_command  # noqa: E402
 from django.test.utils import setup_test_environment  # noqa: E402
 
 from kvmweb import hypervisor as hv  # noqa: E402
 
-URI = "qemu:///system"
 POOL = f"kvmwebbench-src-{PID}"
 G, M = 1024**3, 1024**2
 DATA = 3 * G // 2
@@ -65,10 +53,7 @@ MEMTEST = "/usr/lib/memtest86+/memtest86+x64.iso"
 
 
 def virsh(*args: str, check: bool = True) -> str:
-    proc = subprocess.run(["virsh", "-q", "-c", URI, *args], capture_output=True, text=True, timeout=300)
-    if check and proc.returncode:
-        raise RuntimeError(f"virsh {' '.join(args)}: {proc.stderr.strip()}")
-    return proc.stdout
+    return _virsh(*args, check=check, timeout=300)
 
 
 def write_source(path: Path) -> None:
@@ -172,11 +157,7 @@ def main() -> None:
             virsh("destroy", name, check=False)
             virsh("undefine", name, check=False)
         for pool in (POOL, os.environ["KVMWEB_BACKUP_POOL"]):
-            for line in virsh("vol-list", pool, check=False).splitlines():
-                if line.split():
-                    virsh("vol-delete", line.split()[0], "--pool", pool, check=False)
-            virsh("pool-destroy", pool, check=False)
-            virsh("pool-undefine", pool, check=False)
+            pool_remove(pool)
         shutil.rmtree(TMP, ignore_errors=True)
 
 

@@ -33,8 +33,17 @@ def django_setup(tmp: Path, **env: str) -> None:
     django.setup()
 
 
-def virsh(*args: str, check: bool = True) -> str:
-    proc = subprocess.run(["virsh", "-q", "-c", URI, *args], capture_output=True, text=True, timeout=120)
+def virsh(*args: str, check: bool = True, timeout: float = 120) -> str:
+    proc = subprocess.run(["virsh", "-q", "-c", URI, *args], capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode:
         raise RuntimeError(f"virsh {' '.join(args)}: {proc.stderr.strip()}")
     return proc.stdout
+
+
+def pool_remove(name: str) -> None:
+    """Delete a benchmark's pool: its volumes, then the pool (whatever of it exists)."""
+    for line in virsh("vol-list", name, check=False).splitlines():
+        if line.split():
+            virsh("vol-delete", line.split()[0], "--pool", name, check=False)
+    virsh("pool-destroy", name, check=False)
+    virsh("pool-undefine", name, check=False)

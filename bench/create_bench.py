@@ -27,7 +27,7 @@ import time
 import uuid
 from pathlib import Path
 
-from common import ROOT, URI, django_setup, temp_dir, virsh
+from common import ROOT, URI, django_setup, pool_remove, temp_dir, virsh
 
 TMP = temp_dir("kvmwebbench-")
 django_setup(TMP, KVMWEB_CHANNEL_PREFIX=f"kvmwebbench-{os.getpid()}:",
@@ -316,11 +316,7 @@ def main() -> None:
             if line.startswith(("kvmwebbench-cre-", "kvmwebbench-warm")):
                 remove_vm(line)
         for pool in (POOL, os.environ["KVMWEB_ISO_POOL"]):
-            for line in virsh("vol-list", pool, check=False).splitlines():
-                if line.split():
-                    virsh("vol-delete", line.split()[0], "--pool", pool, check=False)
-            virsh("pool-destroy", pool, check=False)
-            virsh("pool-undefine", pool, check=False)
+            pool_remove(pool)
         shutil.rmtree(TMP, ignore_errors=True)
     print_table(results)
 

@@ -19,34 +19,21 @@ from __future__ import annotations
 import os
 import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-TMP = Path(tempfile.mkdtemp(prefix="kvmwebbench-snap-"))
-os.chmod(TMP, 0o755)
-os.environ.setdefault("KVMWEB_DATABASE_URL", f"sqlite://{TMP}/bench.sqlite3")
-os.environ.setdefault("KVMWEB_LOG_LEVEL", "WARNING")
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kvmweb.settings")
-os.environ["KVMWEB_CELERY_QUEUE"] = f"kvmwebbench-{os.getpid()}"
-os.environ["KVMWEB_CHANNEL_PREFIX"] = f"kvmwebbench-{os.getpid()}:"
+from common import URI, django_setup, pool_remove, temp_dir, virsh as _virsh
 
-import django  # noqa: E402
-
-django.setup()
+TMP = temp_dir("kvmwebbench-snap-")
+django_setup(TMP, KVMWEB_CHANNEL_PREFIX=f"kvmwebbench-{os.getpid()}:")
 
 from django.core.management import call_command  # noqa: E402
 from django.test.utils import setup_test_environment  # noqa: E402
 
 from kvmweb import hypervisor as hv  # noqa: E402
 
-URI = "qemu:///system"
 RUNS = int(os.environ.get("KVMWEB_BENCH_RUNS", "9"))
 POOL = f"kvmwebbench-snap-{os.getpid()}"
 VM = f"kvmwebbench-snap-{os.getpid()}"
@@ -54,10 +41,7 @@ MEMTEST_ISO = "/usr/lib/memtest86+/memtest86+x64.iso"
 
 
 def virsh(*args: str, check: bool = True) -> str:
-    proc = subprocess.run(["virsh", "-q", "-c", URI, *args], capture_output=True, text=True, timeout=300)
-    if check and proc.returncode:
-        raise RuntimeError(f"virsh {' '.join(args)}: {proc.stderr.strip()}")
-    return proc.stdout
+    return _virsh(*args, check=check, timeout=300)
 
 
 def timed(fn: Callable[[], object]) -> float:
@@ -149,11 +133,7 @@ def main() -> None:
     finally:
         virsh("destroy", VM, check=False)
         virsh("undefine", VM, "--snapshots-metadata", check=False)
-        for line in virsh("vol-list", POOL, check=False).splitlines():
-            if line.split():
-                virsh("vol-delete", line.split()[0], "--pool", POOL, check=False)
-        virsh("pool-destroy", POOL, check=False)
-        virsh("pool-undefine", POOL, check=False)
+        pool_remove(POOL)
         shutil.rmtree(TMP, ignore_errors=True)
     med = {k: statistics.median(v) for k, v in times.items()}
     print()

@@ -24,7 +24,7 @@ import time
 import uuid
 from pathlib import Path
 
-from common import ROOT, URI, django_setup, temp_dir, virsh
+from common import ROOT, URI, django_setup, pool_remove, temp_dir, virsh
 
 TMP = temp_dir("kvmwebbench-tpl-")
 django_setup(TMP, KVMWEB_QUEUE_CHECK_TIMEOUT="0")
@@ -150,10 +150,7 @@ def main() -> None:
                 remove_vm(name)
                 (TMP / "pool" / f"{name}.qcow2").unlink(missing_ok=True)
     finally:
-        for line in virsh("vol-list", POOL, check=False).splitlines():
-            if line.split():
-                virsh("vol-delete", line.split()[0], "--pool", POOL, check=False)
-        virsh("pool-destroy", POOL, check=False)
+        pool_remove(POOL)
         # virt-install (--wait 0) leaves its cloud-init files in its "boot" pool, which it defines when missing
         for line in virsh("vol-list", "boot", check=False).splitlines():
             if line.split() and line.split()[0].startswith("virtinst-"):
