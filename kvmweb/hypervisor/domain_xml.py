@@ -106,6 +106,13 @@ class DiskInfo:
     def is_cdrom(self) -> bool:
         return self.device == "cdrom"
 
+    @property
+    def own_source(self) -> str | None:
+        """The source of a writable disk — the VM's own data, which a clone, a template or a backup copies — else
+        None (CD-ROMs, empty drives, read-only disks and shared media stay out)."""
+        own = self.device == "disk" and not self.readonly and not self.shared_media
+        return (self.source or None) if own else None
+
 
 @dataclass(frozen=True)
 class NicInfo:

@@ -102,17 +102,16 @@ def backup_plan(*, host: Host, dom: hv.Domain, vm_name: str, stamp: str, live: b
     conn = host_connection(host)
     plan: list[BackupDisk] = []
     for disk in (d.info() for d in dom.definition().disks):
-        if disk.device != "disk" or disk.readonly or disk.shared_media:
-            continue
-        if not disk.source:
+        source = disk.own_source
+        if source is None:
             continue
         if disk.type != "file":
             raise ValidationError(f"Disk {disk.target} is a {disk.type} disk: the portal backs up disk files only.")
-        capacity, allocation, pool = _disk_sizes(conn, disk.source)
+        capacity, allocation, pool = _disk_sizes(conn, source)
         if not live and not pool:
-            raise ValidationError(f"Disk {disk.target} ({disk.source}) is in no storage pool: a shut-off VM's disks "
+            raise ValidationError(f"Disk {disk.target} ({source}) is in no storage pool: a shut-off VM's disks "
                                   "are copied through their pool.")
-        plan.append(BackupDisk(target=disk.target, source=disk.source, format=disk.format or "raw",
+        plan.append(BackupDisk(target=disk.target, source=source, format=disk.format or "raw",
                                capacity=capacity, allocation=allocation, pool=pool,
                                volume=f"{vm_name}.{stamp}.{disk.target}.qcow2"))
     if not plan:

@@ -333,11 +333,12 @@ class TemplateJobResult:
 def _source_disk(conn: hv.Connection, doc: hv.DomainDocument) -> hv.Volume:
     """The VM's first writable disk, as a volume of a pool."""
     for disk in (d.info() for d in doc.disks):
-        if disk.device != "disk" or not disk.source or disk.readonly or disk.shared_media:
+        source = disk.own_source
+        if source is None:
             continue
-        volume = hv.volume_by_path(conn, disk.source)
+        volume = hv.volume_by_path(conn, source)
         if volume is None:
-            raise ValidationError(f"Disk {disk.target} ({disk.source}) is not in a storage pool; the portal can only "
+            raise ValidationError(f"Disk {disk.target} ({source}) is not in a storage pool; the portal can only "
                                   "copy disks that live in pools.")
         return volume
     raise ConflictError(f"{doc.name} has no disk to make a template of.", code="no_disk")

@@ -69,11 +69,12 @@ def clone_plan(*, host: Host, dom: hv.Domain, name: str, mode: str) -> list[Clon
     plan: list[CloneDisk] = []
     taken: dict[str, set[str]] = {}
     for disk in (d.info() for d in dom.definition().disks):
-        if disk.device != "disk" or not disk.source or disk.readonly or disk.shared_media:
+        source = disk.own_source
+        if source is None:
             continue
-        volume = hv.volume_by_path(conn, disk.source)
+        volume = hv.volume_by_path(conn, source)
         if volume is None:
-            raise ValidationError(f"Disk {disk.target} ({disk.source}) is not in a storage pool; the portal can "
+            raise ValidationError(f"Disk {disk.target} ({source}) is not in a storage pool; the portal can "
                                   "only clone disks that live in pools.")
         pool = hv.pool_lookup(conn, volume.pool_name())
         info = volume.info(pool=pool.name)
