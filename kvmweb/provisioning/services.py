@@ -15,7 +15,6 @@ get the guest-agent channel, so the VM page reads the guest's hostname and addre
 """
 from __future__ import annotations
 
-import os
 import uuid as uuid_mod
 from dataclasses import dataclass
 from collections.abc import Callable
@@ -39,6 +38,7 @@ from kvmweb.machines.services import vm_define, vm_recheck
 from kvmweb.accounts.selectors import ssh_keys_of
 from kvmweb.media.models import IsoImage
 from kvmweb.media.selectors import image_get, iso_queryset
+from kvmweb.media.services import HostFile, host_file
 from kvmweb.networks.selectors import attachable_networks
 from kvmweb.storage.handles import pool_handle
 from kvmweb.storage.services import volume_owner_record
@@ -359,9 +359,10 @@ def vm_create_validate(
             errors.add("network", f"the network {net_name} is not running: start it first, or do not start the VM")
     # disk
     disk = None
-    if source is not None and not _image_on_host(conn, source.image, errors):
+    image_file = _image_on_host(source.image, errors) if source is not None else None
+    if source is not None and image_file is None:
         disk_size = None  # nothing to start from: the image's error says why
-    elif source is not None and source.clone_mode == "copy" and hv.volume_by_path(conn, source.image.path) is None:
+    elif source is not None and source.clone_mode == "copy" and image_file is not None and not image_file.pool:
         errors.add("clone_mode", f"the image {source.image.name} is a file outside the host's storage pools: a "
                                  "full copy needs it in a pool; make a linked clone")
     if disk_size not in (None, "", False):
@@ -407,20 +408,22 @@ def vm_create_validate(
                          kernel_boot=kernel_boot, source=source.label if source else "")
 
 
-def _image_on_host(conn: hv.Connection, image: IsoImage, errors: FieldErrors) -> bool:
-    """The image's files are still on its host (a file deleted behind the portal's back is refused now, not when
-    the job runs)."""
-    field = "template"
-    missing = [path for path in (image.path, image.kernel, image.initrd)
-               if path and hv.volume_by_path(conn, path) is None and not _local_file(conn, path)]
-    for path in missing:
-        errors.add(field, f"{path} of the image {image.name} is missing on {image.host}: ask staff to fix the "
-                          "image library")
-    return not missing
-
-
-def _local_file(conn: hv.Connection, path: str) -> bool:
-    return conn.uri.startswith(("qemu:///", "test:///")) and os.path.isfile(path)
+def _image_on_host(image: IsoImage, errors: FieldErrors) -> HostFile | None:
+    """The image's file, when it and its kernel and initrd are still on its host (a file deleted behind the portal's
+    back is refused now, not when the job runs)."""
+    found: HostFile | None = None
+    missing = False
+    for path in filter(None, (image.path, image.kernel, image.initrd)):
+        try:
+            file = host_file(image.host, path)
+        except ValidationError:
+            missing = True
+            errors.add("template", f"{path} of the image {image.name} is missing on {image.host}: ask staff to fix "
+                                   "the image library")
+            continue
+        if path == image.path:
+            found = file
+    return None if missing else found
 
 
 def _seed_in_pool(actor: Actor, host: Host, pool_name: str, vm_name: str, ci: cloudinit.CloudInit,
