@@ -14,7 +14,7 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 # -- Debian packages ----------------------------------------------------------------------------------------
 PKGS=(libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils libvirt-dev pkg-config iptables
       redis-server python3 python3-venv python3-dev gcc nodejs npm osinfo-db iproute2 dnsmasq-base)
-TEST_PKGS=(chromium memtest86+ grub-rescue-pc virtinst openssh-client)
+TEST_PKGS=(chromium memtest86+ grub-rescue-pc virtinst openssh-client openssh-server)
 want=("${PKGS[@]}")
 (( TEST )) && want+=("${TEST_PKGS[@]}")
 missing=()

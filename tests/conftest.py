@@ -256,6 +256,35 @@ def no_leftovers() -> Iterator[None]:
         pytest.fail("tests left these behind: " + ", ".join(left), pytrace=False)
 
 
+@pytest.fixture(scope="session")
+def second_host(no_leftovers):  # type: ignore[no-untyped-def]
+    """A second, independent libvirt host (tests/secondhost.py) for the whole session, started on first use;
+    stopped at the end, and the session fails if its namespace, veth or processes outlive it."""
+    from tests.secondhost import second_host_down, second_host_up
+
+    host = second_host_up()
+    yield host
+    left = second_host_down(host)
+    if left:
+        pytest.fail("the second host left these behind: " + ", ".join(left), pytrace=False)
+
+
+@pytest.fixture
+def qemu_host2(db, second_host):  # type: ignore[no-untyped-def]
+    """The second host as the portal's Host record (reached over qemu+tcp: tests only); its prefixed domains are
+    removed after the test."""
+    from kvmweb.hosts.models import Host
+    from kvmweb.hosts.services import host_probe
+
+    host = Host.objects.create(name="second", uri=second_host.tcp_uri)
+    host_probe(host=host)
+    yield host
+    for name in virsh("list", "--all", "--name", check=False, uri=second_host.tcp_uri).split():
+        if name.startswith(PREFIX):
+            virsh("destroy", name, check=False, uri=second_host.tcp_uri)
+            virsh("undefine", "--snapshots-metadata", name, check=False, uri=second_host.tcp_uri)
+
+
 def _run_pool(kind: str, setting: str, folder: str) -> Iterator[str]:
     """Point settings.KVMWEB_<setting>_POOL / _DIR at a prefixed pool in a temporary folder for the run; yield the
     folder; put the settings back and remove the pool and the folder at the end."""

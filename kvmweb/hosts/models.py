@@ -15,6 +15,8 @@ class Host(models.Model):
     domain_type = models.CharField(max_length=8, choices=DomainType.choices, default=DomainType.AUTO)
     detected_domain_type = models.CharField(max_length=8, blank=True, editable=False)
     enabled = models.BooleanField(default=True)
+    maintenance = models.BooleanField(
+        default=False, help_text="in maintenance: no new VMs are placed here; evacuate moves its running VMs away")
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:
