@@ -71,11 +71,13 @@ class HostKeyToConfirm(ConflictError):
 
     code = "host_key_unconfirmed"
 
-    def __init__(self, key: identity.HostKey) -> None:
+    def __init__(self, key: identity.HostKey, *, instead_of: str = "") -> None:
+        changed = (f"The SSH host key of {key.address} is {key.fingerprint}, not the {instead_of} you confirmed: "
+                   "nothing was saved. " if instead_of else "")
         super().__init__(
-            f"Confirm the SSH host key of {key.address}: {key.fingerprint} ({key.key_type}). Compare it with "
-            "`ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub` on the host, then send it back as host_key_fingerprint.",
-            fields={"host_key_fingerprint": [key.fingerprint]})
+            f"{changed}Confirm the SSH host key of {key.address}: {key.fingerprint} ({key.key_type}). Compare it "
+            "with `ssh-keygen -lf /etc/ssh/ssh_host_*_key.pub` on the host, then send it back as "
+            "host_key_fingerprint.", fields={"host_key_fingerprint": [key.fingerprint]})
         self.key = key
 
 
@@ -95,8 +97,13 @@ def _ssh_uri(user: str, host: str, port: int | None, path: str) -> str:
     netloc = f"{user}@" if user else ""
     netloc += f"[{host}]" if ":" in host else host
     netloc += f":{port}" if port else ""
-    query = urlencode({"keyfile": str(me.key_file), "known_hosts": str(me.known_hosts), "sshauth": "privkey"})
+    query = urlencode({"keyfile": str(me.key_file), "known_hosts": str(me.known_hosts), "sshauth": "privkey"},
+                      safe="/")
     return f"qemu+libssh://{netloc}{path}?{query}"
+
+
+def _bad_uri(detail: str) -> ValidationError:
+    return ValidationError(detail, fields={"uri": [detail]})
 
 
 def host_target(uri: str) -> Target:
@@ -105,8 +112,7 @@ def host_target(uri: str) -> Target:
     ``KVMWEB_ALLOW_INSECURE_HOSTS`` is on; a local ``qemu:///system``."""
     uri = uri.strip()
     if not _URI_RE.fullmatch(uri):
-        raise ValidationError(f"{uri!r} is not a libvirt URI such as qemu+ssh://root@host/system.",
-                              fields={"uri": ["a libvirt URI such as qemu+ssh://root@host/system"]})
+        raise _bad_uri(f"{uri!r} is not a libvirt URI such as qemu+ssh://root@host/system.")
     parts = urlsplit(uri)
     scheme = parts.scheme
     try:
@@ -114,18 +120,17 @@ def host_target(uri: str) -> Target:
     except ValueError:
         port = -1
     if port == -1 or (parts.netloc and not parts.hostname):
-        raise ValidationError(f"{uri!r} has no valid host and port.", fields={"uri": ["host[:port] is not valid"]})
+        raise _bad_uri(f"{uri!r} has no valid host and port.")
     if scheme in SSH_SCHEMES:
         if not parts.hostname or not identity.HOSTNAME_RE.fullmatch(parts.hostname):
-            raise ValidationError("An SSH URI names the host: qemu+ssh://user@host[:port]/system.",
-                                  fields={"uri": ["qemu+ssh://user@host[:port]/system"]})
+            raise _bad_uri("An SSH URI names the host: qemu+ssh://user@host[:port]/system.")
         if parts.path not in ("/system", "/session") or parts.query or parts.fragment or parts.password:
-            raise ValidationError(
+            raise _bad_uri(
                 "Give an SSH URI without options or password: qemu+ssh://user@host[:port]/system (the portal adds "
-                "its own key and known_hosts).", fields={"uri": ["qemu+ssh://user@host[:port]/system"]})
+                "its own key and known_hosts).")
         user = parts.username or ""
         if user and not re.fullmatch(r"[a-z_][a-z0-9_.-]{0,31}", user):
-            raise ValidationError(f"{user!r} is not a user name.", fields={"uri": ["not a user name"]})
+            raise _bad_uri(f"{user!r} is not a user name.")
         stored = _ssh_uri(user, parts.hostname, port, parts.path)
         return Target(uri=stored, shown=hv.shorten_uri(stored), ssh_host=parts.hostname, ssh_port=port or 22)
     if scheme == "qemu+tls" and parts.hostname:
@@ -134,14 +139,13 @@ def host_target(uri: str) -> Target:
         return Target(uri=uri, shown=uri)
     if scheme in INSECURE_SCHEMES:
         if not settings.KVMWEB_ALLOW_INSECURE_HOSTS:
-            raise ValidationError(
+            raise _bad_uri(
                 f"{scheme}:// has neither authentication nor encryption: anyone who reaches the port controls the "
-                "host. Use qemu+ssh:// or qemu+tls:// (qemu+tcp:// is for tests: KVMWEB_ALLOW_INSECURE_HOSTS=1).",
-                fields={"uri": [f"{scheme}:// is refused here"]})
+                "host. Use qemu+ssh:// or qemu+tls:// (qemu+tcp:// is for tests: KVMWEB_ALLOW_INSECURE_HOSTS=1).")
         return Target(uri=uri, shown=hv.shorten_uri(uri))
-    raise ValidationError(
+    raise _bad_uri(
         f"{uri!r}: use qemu+ssh://user@host/system (or qemu+libssh://), qemu+tls://host/system, or "
-        "qemu:///system for this machine.", fields={"uri": ["qemu+ssh://, qemu+libssh://, qemu+tls:// or qemu:///"]})
+        "qemu:///system for this machine.")
 
 
 def _pin(target: Target, confirmed: str) -> tuple[identity.HostKey, bool]:
@@ -151,10 +155,7 @@ def _pin(target: Target, confirmed: str) -> tuple[identity.HostKey, bool]:
     if not confirmed:
         raise HostKeyToConfirm(key)
     if confirmed.strip() != key.fingerprint:
-        raise ConflictError(
-            f"The SSH host key of {key.address} is {key.fingerprint}, not the {confirmed.strip()} you confirmed: "
-            "nothing was saved. Check the host's key, then confirm the one it shows.", code="host_key_mismatch",
-            fields={"host_key_fingerprint": [key.fingerprint]})
+        raise HostKeyToConfirm(key, instead_of=confirmed.strip())
     pinned = identity.known_hosts_pinned(key.address)
     if pinned and key.line not in {p.line for p in pinned}:
         raise hv.HostKeyChanged(
@@ -185,13 +186,12 @@ def host_add(*, actor: Actor, name: str, uri: str, host_key_fingerprint: str = "
     errors.raise_if_any()
     target = host_target(uri)
     if len(target.uri) > Host._meta.get_field("uri").max_length:  # type: ignore[union-attr]
-        raise ValidationError("The URI (with the portal's key paths) is too long: set a shorter KVMWEB_SSH_DIR.",
-                              fields={"uri": ["too long"]})
+        raise _bad_uri("The URI (with the portal's key paths) is too long: set a shorter KVMWEB_SSH_DIR.")
     if Host.objects.filter(name=name).exists():
-        raise ValidationError(f"A host named {name} exists already.", fields={"name": ["taken"]})
+        raise ValidationError(f"A host named {name} exists already.", fields={"name": ["taken by another host"]})
     same = [h.name for h in Host.objects.all() if hv.shorten_uri(h.uri) == target.shown]
     if same:
-        raise ValidationError(f"{target.shown} is the host {same[0]} already.", fields={"uri": ["added already"]})
+        raise _bad_uri(f"{target.shown} is the host {same[0]} already.")
     key, pinned_now = _pin(target, host_key_fingerprint) if target.ssh_host else (None, False)
     with audited(actor=actor, action="host.add", target_type="host", target=name, host=target.shown) as notes:
         probe = hv.Connection(target.uri)
@@ -200,8 +200,8 @@ def host_add(*, actor: Actor, name: str, uri: str, host_key_fingerprint: str = "
         except hv.HypervisorError as exc:
             if key is not None and pinned_now:
                 identity.known_hosts_unpin(key.address)
-            raise ValidationError(f"The connection test failed, nothing was saved: {exc.detail}",
-                                  fields={"uri": ["the connection test failed"]}) from exc
+            words = f"The connection test failed, nothing was saved: {exc.detail}"
+            raise ValidationError(words, fields={"uri": [words]}) from exc
         finally:
             probe.close()
         with transaction.atomic():

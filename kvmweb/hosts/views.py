@@ -6,6 +6,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -52,6 +53,8 @@ def host_add_view(request: HttpRequest) -> HttpResponse:
                 return services.host_add(actor=request.user, **form.cleaned_data)
             except services.HostKeyToConfirm as asked:
                 confirm = asked.key
+                if form.cleaned_data["host_key_fingerprint"]:  # the host shows another key than the one confirmed
+                    messages.warning(request, asked.detail)
                 return None
 
         result = run_service(request, add, form=form)
