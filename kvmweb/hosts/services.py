@@ -158,9 +158,10 @@ def _pin(target: Target, confirmed: str) -> tuple[identity.HostKey, bool]:
         raise HostKeyToConfirm(key, instead_of=confirmed.strip())
     pinned = identity.known_hosts_pinned(key.address)
     if pinned and key.line not in {p.line for p in pinned}:
-        raise hv.HostKeyChanged(
+        raise ConflictError(
             f"The SSH host key of {key.address} is not the one pinned when it was added: it shows {key.fingerprint}. "
-            "If the host was reinstalled, remove it (every host at that address) and add it again.")
+            "If the host was reinstalled, remove it (every host at that address) and add it again.",
+            code="host_key_changed", fields={"uri": ["the host's SSH key changed"]})
     return key, identity.known_hosts_pin(key)
 
 
