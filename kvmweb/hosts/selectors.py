@@ -19,7 +19,7 @@ def host_queryset() -> QuerySet[Host]:
 
 def host_get(host_id: int) -> Host:
     """An enabled host by id; NotFoundError otherwise."""
-    host = host_queryset().filter(pk=host_id).first()
+    host: Host | None = host_queryset().filter(pk=host_id).first()
     if host is None:
         raise NotFoundError("No such host.")
     return host
@@ -96,7 +96,7 @@ class HostPage:
 
 def host_any(host_id: int) -> Host:
     """A host by id, enabled or not; NotFoundError otherwise."""
-    host = Host.objects.filter(pk=host_id).first()
+    host: Host | None = Host.objects.filter(pk=host_id).first()
     if host is None:
         raise NotFoundError("No such host.")
     return host

@@ -21,6 +21,7 @@ from .models import Host
 
 _URI_RE = re.compile(r"^[a-z0-9+]+://[A-Za-z0-9._@:\[\]%/+?=&-]*$")
 SSH_SCHEMES = ("qemu+ssh", "qemu+libssh")
+URI_MAX = 255  # Host.uri's length
 INSECURE_SCHEMES = ("qemu+tcp", "test")
 
 
@@ -44,18 +45,18 @@ def _default_name(uri: str) -> str:
     return slug[:64] or "host"
 
 
-@transaction.atomic
 def host_register(*, actor: AbstractBaseUser | AnonymousUser | None, uri: str, name: str = "") -> Host:
-    """Add a host (or return the one with this URI). Probing is attempted; a host that does not answer yet
-    is still registered and its pages say so."""
+    """Register a host of the site's configuration (``manage.py bootstrap``, KVMWEB_LIBVIRT_URIS), or return the one
+    with this URI. Probing is attempted; a host that does not answer yet is still registered and its pages say so.
+    Staff add hosts with :func:`host_add`, which checks far more."""
     uri = uri.strip()
     if not _URI_RE.fullmatch(uri):
         raise ValidationError(f"{uri!r} is not a libvirt URI such as qemu:///system or qemu+ssh://host/system.")
-    existing = Host.objects.filter(uri=uri).first()
+    existing: Host | None = Host.objects.filter(uri=uri).first()
     if existing:
         return existing
     with audited(actor=actor, action="host.register", target_type="host", target=uri, host=uri) as notes:
-        host = Host.objects.create(name=name or _default_name(uri), uri=uri)
+        host: Host = Host.objects.create(name=name or _default_name(uri), uri=uri)
         try:
             facts = host_probe(host=host)
             notes.append(f"domain type {facts.preferred_domain_type}")
@@ -186,7 +187,7 @@ def host_add(*, actor: Actor, name: str, uri: str, host_key_fingerprint: str = "
         errors.add("name", "at most 64 characters")
     errors.raise_if_any()
     target = host_target(uri)
-    if len(target.uri) > Host._meta.get_field("uri").max_length:  # type: ignore[union-attr]
+    if len(target.uri) > URI_MAX:
         raise _bad_uri("The URI (with the portal's key paths) is too long: set a shorter KVMWEB_SSH_DIR.")
     if Host.objects.filter(name=name).exists():
         raise ValidationError(f"A host named {name} exists already.", fields={"name": ["taken by another host"]})
@@ -206,7 +207,8 @@ def host_add(*, actor: Actor, name: str, uri: str, host_key_fingerprint: str = "
         finally:
             probe.close()
         with transaction.atomic():
-            host = Host.objects.create(name=name, uri=target.uri, detected_domain_type=facts.preferred_domain_type)
+            host: Host = Host.objects.create(name=name, uri=target.uri,
+                                             detected_domain_type=facts.preferred_domain_type)
         hv.registry.forget(target.uri)  # a failure remembered from before does not hide the new host
         notes.append(f"{facts.hostname}, libvirt {facts.libvirt_version}, {facts.preferred_domain_type}")
         if key is not None:
@@ -237,7 +239,7 @@ def host_remove(*, actor: Actor, host: Host) -> HostResult:
             raise ConflictError(f"{host.name} cannot be removed now: {reason}")
     shown = hv.shorten_uri(host.uri)
     with audited(actor=actor, action="host.remove", target_type="host", target=host.name, host=shown) as notes:
-        records = host.machines.count()  # type: ignore[attr-defined]
+        records = host.machines.count()
         with transaction.atomic():
             host.delete()
         hv.registry.forget(host.uri)
