@@ -33,7 +33,7 @@ class HostSerializer(serializers.Serializer):
     def from_status(status: HostStatus) -> dict[str, Any]:
         f, host = status.facts, status.host
         return {
-            "id": host.pk, "name": host.name, "uri": status.shown_uri, "domain_type": host.effective_domain_type,
+            "id": host.pk, "name": host.name, "uri": host.shown_uri, "domain_type": host.effective_domain_type,
             "enabled": host.enabled, "maintenance": host.maintenance, "available": status.available,
             "error": status.error, "hostname": f.hostname if f else None, "cpus": f.cpus if f else None,
             "memory_kib": f.memory_kib if f else None, "libvirt_version": f.libvirt_version if f else None,

@@ -37,10 +37,6 @@ class HostStatus:
     def available(self) -> bool:
         return self.error is None
 
-    @property
-    def shown_uri(self) -> str:
-        return hv.shorten_uri(self.host.uri)
-
 
 def host_status(host: Host, *, count: bool = False) -> HostStatus:
     """Whether ``host`` answers, what it is (and with ``count``, how many domains it has, in one bulk call)."""
@@ -84,10 +80,6 @@ class HostPage:
     @property
     def available(self) -> bool:
         return self.error is None
-
-    @property
-    def shown_uri(self) -> str:
-        return hv.shorten_uri(self.host.uri)
 
     @property
     def running(self) -> int:
