@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 import libvirt
 
-from .errors import HostUnavailable, is_transport_error, open_failure, translate
+from .errors import HostUnavailable, is_transport_error, open_failure, shorten_uri, translate
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -25,6 +27,25 @@ T = TypeVar("T")
 KEEPALIVE_INTERVAL = 5  # seconds between keepalive probes
 KEEPALIVE_COUNT = 3  # unanswered probes before libvirt closes the connection
 RETRY_AFTER = 15.0  # seconds a failed connection attempt is remembered before the host is tried again
+CONNECT_TIMEOUT = 5.0  # seconds a remote host's port gets to accept a TCP connection before libvirt is asked
+# libvirt's network transports whose port the registry checks first (libvirt itself waits as long as the kernel does,
+# minutes for a host that drops packets), and their default ports. Plain qemu+ssh runs ssh(1), which may go through
+# a proxy of the user's configuration: not checked.
+_PORTS = {"qemu+tcp": 16509, "qemu+tls": 16514, "qemu+libssh": 22, "qemu+libssh2": 22}
+
+
+def _check_port(uri: str) -> None:
+    """Refuse at once a remote host whose libvirt port does not accept a connection within CONNECT_TIMEOUT."""
+    parts = urlsplit(uri)
+    if parts.scheme not in _PORTS or not parts.hostname:
+        return
+    address = (parts.hostname, parts.port or _PORTS[parts.scheme])
+    try:
+        socket.create_connection(address, timeout=CONNECT_TIMEOUT).close()
+    except OSError as exc:
+        reason = "no answer" if isinstance(exc, TimeoutError) else exc.strerror or str(exc)
+        raise HostUnavailable(f"Cannot connect to {shorten_uri(uri)}: {parts.hostname} port {address[1]}: "
+                              f"{reason}.") from exc
 
 
 def _silence_libvirt(_ctx: object, _err: object) -> None:
@@ -81,6 +102,11 @@ class Connection:
             known = self._failed[1]
             raise type(known)(known.detail, libvirt_code=known.libvirt_code)
         event_loop.ensure_running()
+        try:
+            _check_port(self.uri)
+        except HostUnavailable as exc:
+            self._failed = (time.monotonic(), exc)
+            raise
         try:
             conn = libvirt.open(self.uri)
         except libvirt.libvirtError as exc:

@@ -177,26 +177,53 @@ def test_remove_is_refused_while_jobs_run_on_the_host(staff, test_host) -> None:
 # ------------------------------------------------------------------------------------------------ not answering
 def test_a_failed_connection_is_remembered_for_a_while(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """Pages that read every host do not retry a host that just failed: the failure is answered from memory
-    until RETRY_AFTER passes (counted with a spy on libvirt.open that still calls it)."""
+    until RETRY_AFTER passes (counted with a spy on libvirt.open that still calls it). The host here accepts TCP
+    connections and closes them (not libvirt), so libvirt itself is asked and fails."""
     import importlib
+    import socket
+    import threading
 
     import libvirt
 
     registry_module = importlib.import_module("kvmweb.hypervisor.registry")
+    server = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
 
+    def serve() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                server.accept()[0].close()
+            except TimeoutError:
+                pass
+
+    threading.Thread(target=serve, daemon=True).start()
+    uri = f"qemu+tcp://127.0.0.1:{server.getsockname()[1]}/system"
     opened: list[str] = []
     real_open = libvirt.open
-    monkeypatch.setattr(libvirt, "open", lambda uri: opened.append(uri) or real_open(uri))
-    conn = hv.Connection(NOBODY)
-    for _ in range(3):
-        with pytest.raises(hv.HostUnavailable, match="Cannot connect to qemu\\+tcp://127.0.0.1:1/system"):
+    monkeypatch.setattr(libvirt, "open", lambda u: opened.append(u) or real_open(u))
+    conn = hv.Connection(uri)
+    try:
+        for _ in range(3):
+            with pytest.raises(hv.HostUnavailable, match=f"Cannot connect to qemu\\+tcp://127.0.0.1:\\d+/system"):
+                hv.host_facts(conn)
+        assert opened == [uri]
+        monkeypatch.setattr(registry_module, "RETRY_AFTER", 0.0)
+        with pytest.raises(hv.HostUnavailable):
             hv.host_facts(conn)
-    assert opened == [NOBODY]
-    monkeypatch.setattr(registry_module, "RETRY_AFTER", 0.0)
-    with pytest.raises(hv.HostUnavailable):
+        assert opened == [uri, uri]
+    finally:
+        stop.set()
+        server.close()
+        conn.close()
+
+
+def test_a_port_that_refuses_is_told_without_asking_libvirt() -> None:
+    conn = hv.Connection(NOBODY)
+    with pytest.raises(hv.HostUnavailable) as refused:
         hv.host_facts(conn)
-    assert opened == [NOBODY, NOBODY]
-    conn.close()
+    assert refused.value.detail == ("Cannot connect to qemu+tcp://127.0.0.1:1/system: 127.0.0.1 port 1: "
+                                    "Connection refused.")
 
 
 def test_pages_and_api_say_a_host_does_not_answer(client, staff, test_host) -> None:  # type: ignore[no-untyped-def]
