@@ -27,15 +27,17 @@ def test_hosts_pages_and_adding_a_host_over_ssh(portal, page, staff, qemu_host, 
     report: dict[str, Any] = {"hosts": check_page(page, "hosts-list", lambda: page.goto(f"{portal.url}/hosts/"))}
     assert identity.ssh_identity().public_key in page.input_value("#portal-key-line")
     try:
-        page.set_viewport_size({"width": 1366, "height": 860})
-        page.goto(f"{portal.url}/hosts/")
-        page.fill("#id_name", "h2-ssh")
-        page.fill("#id_uri", f"qemu+ssh://root@{h2.h2_ip}:2222/system")
-        page.click("#host-add-submit")
-        page.wait_for_selector("#host-key-confirm")
+        def ask() -> Any:  # step 1: name and URI; the page answers with the host's key to confirm
+            page.goto(f"{portal.url}/hosts/")
+            page.fill("#id_name", "h2-ssh")
+            page.fill("#id_uri", f"qemu+ssh://root@{h2.h2_ip}:2222/system")
+            with page.expect_navigation() as nav:
+                page.click("#host-add-submit")
+            return nav.value
+        report["confirm"] = check_page(page, "hosts-confirm", ask)
         assert page.text_content("#host-key-fingerprint") == expected  # what the host's own key file says
-        report["confirm"] = check_page(page, "hosts-confirm", lambda: None)
         assert identity.known_hosts_pinned(address) == []  # nothing pinned before the confirmation
+        page.set_viewport_size({"width": 1366, "height": 860})
         page.click("#host-add-submit")
         page.wait_for_url(lambda url: "/hosts/add/" not in url)
         host = Host.objects.get(name="h2-ssh")
