@@ -9,7 +9,7 @@ from urllib.parse import urlencode, urlsplit
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.validators import validate_slug
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from kvmweb import hypervisor as hv
 from kvmweb.access.permissions import Actor, require_staff
@@ -206,9 +206,15 @@ def host_add(*, actor: Actor, name: str, uri: str, host_key_fingerprint: str = "
             raise ValidationError(words, fields={"uri": [words]}) from exc
         finally:
             probe.close()
-        with transaction.atomic():
-            host: Host = Host.objects.create(name=name, uri=target.uri,
-                                             detected_domain_type=facts.preferred_domain_type)
+        try:
+            with transaction.atomic():
+                host: Host = Host.objects.create(name=name, uri=target.uri,
+                                                 detected_domain_type=facts.preferred_domain_type)
+        except IntegrityError as exc:  # added by someone else meanwhile
+            if key is not None and pinned_now:
+                identity.known_hosts_unpin(key.address)
+            raise ValidationError(f"A host named {name} or with this URI was added meanwhile.",
+                                  fields={"name": ["taken by another host"]}) from exc
         hv.registry.forget(target.uri)  # a failure remembered from before does not hide the new host
         notes.append(f"{facts.hostname}, libvirt {facts.libvirt_version}, {facts.preferred_domain_type}")
         if key is not None:
