@@ -205,7 +205,7 @@ def test_a_failed_connection_is_remembered_for_a_while(monkeypatch) -> None:  # 
     conn = hv.Connection(uri)
     try:
         for _ in range(3):
-            with pytest.raises(hv.HostUnavailable, match=f"Cannot connect to qemu\\+tcp://127.0.0.1:\\d+/system"):
+            with pytest.raises(hv.HostUnavailable, match="Cannot connect to qemu\\+tcp://127.0.0.1:\\d+/system"):
                 hv.host_facts(conn)
         assert opened == [uri]
         monkeypatch.setattr(registry_module, "RETRY_AFTER", 0.0)
