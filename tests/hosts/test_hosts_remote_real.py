@@ -121,3 +121,13 @@ def test_the_vm_list_shows_both_hosts_and_a_dead_one_breaks_no_page(client, staf
         assert b"does not answer" in client.get(f"/vms/{lost.uuid}/").content
     finally:
         hv.registry.forget(dead.uri)
+
+
+def test_add_over_tcp_where_insecure_hosts_are_allowed(staff, second_host, settings) -> None:  # type: ignore[no-untyped-def]
+    settings.KVMWEB_ALLOW_INSECURE_HOSTS = True
+    result = host_add(actor=staff, name="h2-tcp", uri=second_host.tcp_uri)
+    assert result.host.uri == second_host.tcp_uri and "kvmweb-h2" in result.message
+    page = host_page(actor=staff, host_id=result.host.pk)
+    assert page.available and page.details is not None and page.details.facts.hostname == "kvmweb-h2"
+    host_remove(actor=staff, host=result.host)
+    assert not Host.objects.exists()
