@@ -234,6 +234,11 @@ CELERY_BEAT_SCHEDULE = {
 
 # libvirt hosts registered by `manage.py bootstrap` (comma-separated URIs).
 KVMWEB_LIBVIRT_URIS = env_list("KVMWEB_LIBVIRT_URIS", "qemu:///system")
+# Remote hosts (docs/hosts.md): the portal's own SSH identity (id_ed25519, id_ed25519.pub) and the known_hosts that
+# pins each host's key live here, never in ~/.ssh. qemu+tcp:// (no authentication, no encryption) is refused unless
+# KVMWEB_ALLOW_INSECURE_HOSTS=1 (tests, or a network nobody else reaches).
+KVMWEB_SSH_DIR = os.environ.get("KVMWEB_SSH_DIR", str(VAR_DIR / "ssh"))
+KVMWEB_ALLOW_INSECURE_HOSTS = env_bool("KVMWEB_ALLOW_INSECURE_HOSTS", False)
 # Force the domain type of every host ("kvm" or "qemu"); empty = detect from each host's capabilities.
 KVMWEB_DOMAIN_TYPE = os.environ.get("KVMWEB_DOMAIN_TYPE", "")
 KVMWEB_PAGE_SIZE = int(os.environ.get("KVMWEB_PAGE_SIZE", "50"))

@@ -13,8 +13,9 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
 # -- Debian packages ----------------------------------------------------------------------------------------
 PKGS=(libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils libvirt-dev pkg-config iptables
-      redis-server python3 python3-venv python3-dev gcc nodejs npm osinfo-db iproute2 dnsmasq-base)
-TEST_PKGS=(chromium memtest86+ grub-rescue-pc virtinst openssh-client openssh-server)
+      redis-server python3 python3-venv python3-dev gcc nodejs npm osinfo-db iproute2 dnsmasq-base
+      openssh-client)
+TEST_PKGS=(chromium memtest86+ grub-rescue-pc virtinst openssh-server)
 want=("${PKGS[@]}")
 (( TEST )) && want+=("${TEST_PKGS[@]}")
 missing=()
@@ -91,4 +92,6 @@ fi
 
 # -- Database -----------------------------------------------------------------------------------------------
 .venv/bin/python manage.py migrate --noinput -v0
+# The portal's own SSH key for remote hosts (KVMWEB_SSH_DIR, default var/ssh): made once, kept after that.
+.venv/bin/python manage.py ssh_key >/dev/null
 say "Setup done"

@@ -285,6 +285,30 @@ def qemu_host2(db, second_host):  # type: ignore[no-untyped-def]
             virsh("undefine", "--snapshots-metadata", name, check=False, uri=second_host.tcp_uri)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def portal_ssh_dir() -> Iterator[Path]:
+    """The portal's SSH identity and known_hosts (settings.KVMWEB_SSH_DIR) for this run and the servers it starts:
+    a temporary folder, never var/ssh; removed at the end."""
+    from django.conf import settings
+
+    base = Path(tempfile.mkdtemp(prefix=f"{PREFIX}ssh-"))
+    old = settings.KVMWEB_SSH_DIR
+    settings.KVMWEB_SSH_DIR = str(base)
+    yield base
+    settings.KVMWEB_SSH_DIR = old
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def second_host_trusts_portal(second_host, portal_ssh_dir):  # type: ignore[no-untyped-def]
+    """The second host's sshd accepts the portal's (test) SSH key: its public half is in host 2's authorized_keys."""
+    from kvmweb.hosts.identity import ssh_identity
+
+    with (second_host.base / "ssh" / "authorized_keys").open("a") as keys:
+        keys.write(ssh_identity().authorized_keys_line + "\n")
+    return second_host
+
+
 def _run_pool(kind: str, setting: str, folder: str) -> Iterator[str]:
     """Point settings.KVMWEB_<setting>_POOL / _DIR at a prefixed pool in a temporary folder for the run; yield the
     folder; put the settings back and remove the pool and the folder at the end."""

@@ -56,6 +56,7 @@ def server_env() -> dict[str, str]:
     env["KVMWEB_ISO_POOL"], env["KVMWEB_ISO_DIR"] = settings.KVMWEB_ISO_POOL, settings.KVMWEB_ISO_DIR
     env["KVMWEB_IMAGE_POOL"], env["KVMWEB_IMAGE_DIR"] = settings.KVMWEB_IMAGE_POOL, settings.KVMWEB_IMAGE_DIR
     env["KVMWEB_BACKUP_POOL"], env["KVMWEB_BACKUP_DIR"] = settings.KVMWEB_BACKUP_POOL, settings.KVMWEB_BACKUP_DIR
+    env["KVMWEB_SSH_DIR"] = settings.KVMWEB_SSH_DIR
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     env["C_FORCE_ROOT"] = "1"
     env.setdefault("KVMWEB_LOG_LEVEL", "WARNING")

@@ -1,6 +1,8 @@
 from django.conf import settings
 from django.db import models
 
+from kvmweb import hypervisor as hv
+
 
 class Host(models.Model):
     """A libvirt host the portal manages, reached by its URI (``qemu:///system``, ``qemu+ssh://...``)."""
@@ -24,6 +26,11 @@ class Host(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def shown_uri(self) -> str:
+        """The URI as people read it: without the portal's key and known_hosts options."""
+        return hv.shorten_uri(self.uri)
 
     @property
     def effective_domain_type(self) -> str:

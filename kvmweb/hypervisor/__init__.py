@@ -64,6 +64,7 @@ from .errors import (
     AlreadyExists,
     DomainNotFound,
     DomainNotRunning,
+    HostKeyChanged,
     HostUnavailable,
     HypervisorError,
     InvalidRequest,
@@ -74,13 +75,16 @@ from .errors import (
     PoolNotFound,
     SnapshotNotFound,
     VolumeNotFound,
+    shorten_uri,
 )
 from .console import ConsoleBusy, NoGraphics, NoSerialConsole
 from .events import DomainEvent, DomainEventListener
 from .guest import (
     GuestFilesystem, GuestInfo, GuestInterface, guest_info, guest_run_id, parse_guest_info, parse_interfaces,
 )
-from .host import HostFacts, host_facts, host_hypervisor_version, host_video_models
+from .host import (
+    HostDetails, HostFacts, NumaCell, host_details, host_facts, host_hypervisor_version, host_video_models,
+)
 from .names import NAME_RULE, validate_name
 from .networks import (
     FORWARD_MODES,
@@ -142,9 +146,9 @@ from .volumes import (
 
 __all__ = [
     # connections and errors
-    "Connection", "registry", "AlreadyExists", "DomainNotFound", "DomainNotRunning", "HostUnavailable",
+    "Connection", "registry", "AlreadyExists", "DomainNotFound", "DomainNotRunning", "HostKeyChanged", "HostUnavailable",
     "ConsoleBusy", "HypervisorError", "InvalidRequest", "NetworkNotFound", "NoGraphics", "NoSerialConsole", "NotFound",
-    "OperationFailed", "OperationInvalid", "PoolNotFound", "SnapshotNotFound", "VolumeNotFound",
+    "OperationFailed", "OperationInvalid", "PoolNotFound", "SnapshotNotFound", "VolumeNotFound", "shorten_uri",
     # names and sizes
     "NAME_RULE", "SIZE_HELP", "validate_name", "validate_volume_name", "GiB", "KiB", "MiB", "TiB", "SizeInvalid", "SizeRequest",
     "human", "parse_size",
@@ -167,7 +171,7 @@ __all__ = [
     "arrange_tree", "descendants", "snapshot_create", "snapshot_delete", "snapshot_disks", "snapshot_exists",
     "snapshot_get", "snapshot_list", "snapshot_refusal", "snapshot_revert",
     # hosts
-    "HostFacts", "host_facts", "host_hypervisor_version", "host_video_models", "host_address_users",
+    "HostDetails", "HostFacts", "NumaCell", "host_details", "host_facts", "host_hypervisor_version", "host_video_models", "host_address_users",
     "host_interface_names",
     # usage counters (monitoring)
     "DomainStats", "HostStats", "domain_stats_all", "host_stats",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import libvirt
 
@@ -25,6 +26,12 @@ class HypervisorError(Exception):
 
 class HostUnavailable(HypervisorError):
     code = "host_unavailable"
+
+
+class HostKeyChanged(HostUnavailable):
+    """The SSH host key a host shows is not the one pinned in the portal's known_hosts."""
+
+    code = "host_key_changed"
 
 
 class NotFound(HypervisorError):
@@ -83,6 +90,8 @@ class OperationFailed(HypervisorError):
 _TRANSPORT_DOMAINS = {libvirt.VIR_FROM_RPC, libvirt.VIR_FROM_REMOTE}
 _TRANSPORT_CODES = {libvirt.VIR_ERR_NO_CONNECT, libvirt.VIR_ERR_INVALID_CONN, libvirt.VIR_ERR_RPC}
 
+_SSH_DOMAINS = {getattr(libvirt, "VIR_FROM_LIBSSH", 66), getattr(libvirt, "VIR_FROM_SSH", 50)}
+
 _NOT_FOUND = {
     libvirt.VIR_ERR_NO_DOMAIN: DomainNotFound,
     libvirt.VIR_ERR_NO_STORAGE_VOL: VolumeNotFound,
@@ -120,12 +129,45 @@ def is_transport_error(exc: libvirt.libvirtError) -> bool:
     return exc.get_error_domain() in _TRANSPORT_DOMAINS or exc.get_error_code() in _TRANSPORT_CODES
 
 
+def shorten_uri(uri: str) -> str:
+    """A URI as people read it: without its query (the portal's key file and known_hosts paths)."""
+    return uri.split("?", 1)[0]
+
+
+def _ssh_address(uri: str) -> str:
+    parts = urlsplit(uri)
+    return f"{parts.hostname}:{parts.port or 22}"
+
+
+def open_failure(exc: libvirt.libvirtError, *, uri: str) -> HostUnavailable:
+    """Why opening a connection to ``uri`` failed, in words; the SSH transports' host-key and login failures get
+    their own sentences (libssh's own text names a hex digest and a file)."""
+    message = _short(exc.get_error_message() or str(exc))
+    code = exc.get_error_code()
+    if exc.get_error_domain() in _SSH_DOMAINS:
+        address = _ssh_address(uri)
+        if "differs from stored identity" in message or "HOST KEY VERIFICATION FAILED" in message:
+            return HostKeyChanged(
+                f"The SSH host key of {address} is not the one pinned when it was added: the host shows another "
+                "key, so the portal does not connect (it could be someone in between). If the host was "
+                "reinstalled, remove it and add it again.", libvirt_code=code)
+        if "verify the session host key" in message or "not in the known hosts" in message.lower():
+            return HostUnavailable(
+                f"The SSH host key of {address} is not pinned in the portal's known_hosts: remove the host and add "
+                "it again to pin its key.", libvirt_code=code)
+        if "Access denied" in message or code == libvirt.VIR_ERR_AUTH_FAILED:
+            return HostUnavailable(
+                f"{address} refused the portal's SSH key: put the portal's public key (Hosts page) into the "
+                "authorized_keys of the user in the URI on that host.", libvirt_code=code)
+    return HostUnavailable(f"Cannot connect to {shorten_uri(uri)}: {message}", libvirt_code=code)
+
+
 def translate(exc: libvirt.libvirtError, *, uri: str = "") -> HypervisorError:
     """Map one ``libvirtError`` to the exception of ours that says what it means to a person."""
     code = exc.get_error_code()
     message = _short(exc.get_error_message() or str(exc))
     if is_transport_error(exc) or code == libvirt.VIR_ERR_SYSTEM_ERROR and "connect" in message.lower():
-        where = f" ({uri})" if uri else ""
+        where = f" ({shorten_uri(uri)})" if uri else ""
         return HostUnavailable(f"The host{where} does not answer: {message}", libvirt_code=code)
     if code in _NOT_FOUND:
         return _NOT_FOUND[code](message, libvirt_code=code)

@@ -1,10 +1,10 @@
-"""What a host offers: its capabilities, read once when a host is registered or probed."""
+"""What a host offers: its capabilities, read once when a host is registered or probed; the host page's details."""
 from __future__ import annotations
 
-
 from dataclasses import dataclass
+from typing import Any
 
-from .errors import InvalidRequest
+from .errors import InvalidRequest, OperationFailed
 from .registry import Connection
 from .xmlnode import parse_element
 
@@ -31,7 +31,10 @@ def _version(number: int) -> str:
 
 
 def host_facts(conn: Connection) -> HostFacts:
-    caps = parse_element(conn.call(lambda c: c.getCapabilities()))
+    return _facts(conn, parse_element(conn.call(lambda c: c.getCapabilities())))
+
+
+def _facts(conn: Connection, caps: Any) -> HostFacts:
     arch = caps.findtext("host/cpu/arch", default="")
     types: list[str] = []
     machines: list[str] = []
@@ -79,3 +82,67 @@ def host_video_models(conn: Connection, *, domain_type: str, arch: str, machine:
     if video is None or video.get("supported") != "yes":
         return ()
     return tuple((v.text or "").strip() for v in video.findall("enum[@name='modelType']/value") if v.text)
+
+
+@dataclass(frozen=True)
+class NumaCell:
+    id: int
+    memory_kib: int
+    free_kib: int | None  # None: the driver does not tell
+    cpus: int
+
+
+@dataclass(frozen=True)
+class HostDetails:
+    """What the host page shows (``virsh capabilities``, ``nodeinfo``, ``freecell``, ``version``)."""
+
+    facts: HostFacts
+    cpu_model: str
+    cpu_vendor: str
+    sockets: int
+    cores: int  # per socket
+    threads: int  # per core
+    cells: tuple[NumaCell, ...]
+    free_memory_kib: int | None
+    hypervisor_version: str
+
+    @property
+    def accel(self) -> str:
+        """"KVM" when the host offers hardware virtualization, else "TCG" (QEMU's emulation)."""
+        return "KVM" if "kvm" in self.facts.domain_types else "TCG"
+
+
+def host_details(conn: Connection) -> HostDetails:
+    """The host's CPU, NUMA cells, free memory and versions: six calls plus one per driver that tells free memory."""
+    caps = parse_element(conn.call(lambda c: c.getCapabilities()))
+    facts = _facts(conn, caps)
+    cpu = caps.find("host/cpu")
+    topology = cpu.find("topology") if cpu is not None else None
+    _model, _mem, _cpus, _mhz, _nodes, sockets, cores, threads = conn.call(lambda c: c.getInfo())
+    if topology is not None:
+        sockets, cores, threads = (int(topology.get(k, v)) for k, v in
+                                   (("sockets", sockets), ("cores", cores), ("threads", threads)))
+    cells_xml = caps.findall("host/topology/cells/cell")
+    try:
+        free_cells: list[int] | None = list(conn.call(lambda c: c.getCellsFreeMemory(0, max(len(cells_xml), 1))))
+        free_total: int | None = int(conn.call(lambda c: c.getFreeMemory())) // 1024
+    except (InvalidRequest, OperationFailed):  # a driver that does not tell
+        free_cells, free_total = None, None
+    cells = []
+    for index, cell in enumerate(cells_xml):
+        memory = cell.find("memory")
+        cpus = cell.find("cpus")
+        cells.append(NumaCell(
+            id=int(cell.get("id", index)),
+            memory_kib=int(memory.text or 0) if memory is not None else 0,
+            free_kib=free_cells[index] // 1024 if free_cells is not None and index < len(free_cells) else None,
+            cpus=int(cpus.get("num", 0)) if cpus is not None else 0))
+    try:
+        version = host_hypervisor_version(conn)
+    except InvalidRequest:
+        version = ""
+    return HostDetails(
+        facts=facts, cpu_model=(cpu.findtext("model") or "") if cpu is not None else "",
+        cpu_vendor=(cpu.findtext("vendor") or "") if cpu is not None else "",
+        sockets=sockets, cores=cores, threads=threads, cells=tuple(cells), free_memory_kib=free_total,
+        hypervisor_version=version)

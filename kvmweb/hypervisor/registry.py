@@ -2,25 +2,50 @@
 
 ``registry.connection(uri)`` hands out a :class:`Connection`. Every libvirt API call goes through
 ``Connection.call``: it opens the connection on first use, counts calls (benchmarks and tests read the count),
-and when the transport broke (libvirtd restarted, network cut) it reopens once and retries.
+and when the transport broke (libvirtd restarted, network cut) it reopens once and retries. A host that could not
+be reached is not tried again for ``RETRY_AFTER`` seconds: pages that list every host stay fast while one of them
+does not answer (each answers at once with the remembered reason).
 """
 from __future__ import annotations
 
 import logging
 import os
+import socket
 import threading
+import time
 from collections.abc import Callable
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 import libvirt
 
-from .errors import HostUnavailable, is_transport_error, translate
+from .errors import HostUnavailable, is_transport_error, open_failure, shorten_uri, translate
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 KEEPALIVE_INTERVAL = 5  # seconds between keepalive probes
 KEEPALIVE_COUNT = 3  # unanswered probes before libvirt closes the connection
+RETRY_AFTER = 15.0  # seconds a failed connection attempt is remembered before the host is tried again
+CONNECT_TIMEOUT = 5.0  # seconds a remote host's port gets to accept a TCP connection before libvirt is asked
+# libvirt's network transports whose port the registry checks first (libvirt itself waits as long as the kernel does,
+# minutes for a host that drops packets), and their default ports. Plain qemu+ssh runs ssh(1), which may go through
+# a proxy of the user's configuration: not checked.
+_PORTS = {"qemu+tcp": 16509, "qemu+tls": 16514, "qemu+libssh": 22, "qemu+libssh2": 22}
+
+
+def _check_port(uri: str) -> None:
+    """Refuse at once a remote host whose libvirt port does not accept a connection within CONNECT_TIMEOUT."""
+    parts = urlsplit(uri)
+    if parts.scheme not in _PORTS or not parts.hostname:
+        return
+    address = (parts.hostname, parts.port or _PORTS[parts.scheme])
+    try:
+        socket.create_connection(address, timeout=CONNECT_TIMEOUT).close()
+    except OSError as exc:
+        reason = "no answer" if isinstance(exc, TimeoutError) else exc.strerror or str(exc)
+        raise HostUnavailable(f"Cannot connect to {shorten_uri(uri)}: {parts.hostname} port {address[1]}: "
+                              f"{reason}.") from exc
 
 
 def _silence_libvirt(_ctx: object, _err: object) -> None:
@@ -69,19 +94,26 @@ class Connection:
         self.calls = 0
         self._conn: libvirt.virConnect | None = None
         self._lock = threading.RLock()
+        self._failed: tuple[float, HostUnavailable] | None = None  # when the last attempt to open failed, and why
 
     # -- opening and closing -------------------------------------------------------------------------
     def _open(self) -> libvirt.virConnect:
+        if self._failed is not None and time.monotonic() - self._failed[0] < RETRY_AFTER:
+            known = self._failed[1]
+            raise type(known)(known.detail, libvirt_code=known.libvirt_code)
         event_loop.ensure_running()
+        try:
+            _check_port(self.uri)
+        except HostUnavailable as exc:
+            self._failed = (time.monotonic(), exc)
+            raise
         try:
             conn = libvirt.open(self.uri)
         except libvirt.libvirtError as exc:
-            raise HostUnavailable(
-                f"Cannot connect to {self.uri}: {exc.get_error_message() or exc}",
-                libvirt_code=exc.get_error_code(),
-            ) from exc
-        if conn is None:  # pragma: no cover - old bindings returned None instead of raising
-            raise HostUnavailable(f"Cannot connect to {self.uri}")
+            failure = open_failure(exc, uri=self.uri)
+            self._failed = (time.monotonic(), failure)
+            raise failure from exc
+        self._failed = None
         try:
             conn.setKeepAlive(KEEPALIVE_INTERVAL, KEEPALIVE_COUNT)
         except libvirt.libvirtError:
@@ -130,6 +162,8 @@ class Connection:
                 pass
 
     def close(self) -> None:
+        """Close the connection and forget a failed attempt (the next use tries at once)."""
+        self._failed = None
         self._drop(self._conn)
 
     # -- calling -------------------------------------------------------------------------------------
@@ -180,6 +214,13 @@ class Registry:
             if conn is None:
                 conn = self._connections[uri] = Connection(uri)
             return conn
+
+    def forget(self, uri: str) -> None:
+        """Close and drop the connection to ``uri`` (a host removed, or added again: the next use starts afresh)."""
+        with self._lock:
+            conn = self._connections.pop(uri, None)
+        if conn is not None:
+            conn.close()
 
     def close_all(self) -> None:
         with self._lock:

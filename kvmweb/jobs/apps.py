@@ -7,3 +7,4 @@ class JobsConfig(AppConfig):
 
     def ready(self) -> None:
         from . import recovery  # noqa: F401  (connects the Celery worker signals)
+        from . import selectors  # noqa: F401  (registers the check that keeps a busy host from being removed)

@@ -7,6 +7,8 @@ from django.db.models import QuerySet
 
 from kvmweb.access.permissions import Actor, jobs_visible_q
 from kvmweb.core.errors import NotFoundError, ValidationError
+from kvmweb.hosts.models import Host
+from kvmweb.hosts.services import host_removal_check
 
 from .models import Job
 
@@ -65,3 +67,10 @@ def jobs_unfinished_by_target(*, actor: Actor, target_type: str, targets: list[s
     for job in jobs.order_by("pk"):
         found[job.target] = job
     return found
+
+
+@host_removal_check
+def _jobs_on_host(host: Host) -> str | None:
+    """A host with unfinished jobs is not removed under them."""
+    count = Job.objects.filter(host=host, state__in=Job.UNFINISHED).count()
+    return f"{count} unfinished job(s) work on it: wait for them or cancel them (Jobs page)." if count else None

@@ -19,7 +19,7 @@ from kvmweb.core.errors import ServiceError
 from kvmweb.core.views import run_service, submit
 from kvmweb.hosts.selectors import host_queryset
 from kvmweb.jobs.selectors import jobs_unfinished_by_target
-from kvmweb.hypervisor import DomainState
+from kvmweb.hypervisor import DomainState, HostUnavailable
 
 from . import services
 from .models import VirtualMachine
@@ -89,7 +89,11 @@ def _page_context(request: HttpRequest, uuid: str, *, share_form: ShareForm | No
 @login_required
 @require_GET
 def vm_detail_view(request: HttpRequest, uuid: str) -> HttpResponse:
-    return render(request, "machines/detail.html", _page_context(request, uuid))
+    try:
+        return render(request, "machines/detail.html", _page_context(request, uuid))
+    except HostUnavailable as exc:  # the VM's host does not answer: say so, with what the portal knows of it
+        return render(request, "machines/unavailable.html", {"vm": vm_get(actor=request.user, uuid=uuid),
+                                                             "why": exc.detail})
 
 
 # The VM page's parts, re-read by the page when the VM changes (static/events/events.js): each is rendered by the

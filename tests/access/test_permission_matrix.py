@@ -258,6 +258,7 @@ def test_anonymous_is_sent_to_login_or_refused(endpoint: Endpoint, method: str) 
 @pytest.mark.parametrize("endpoint", [e for e in ENDPOINTS if e.name.startswith(STAFF_ONLY_PREFIXES)],
                          ids=lambda e: e.name)
 def test_staff_only_refuses_normal_users(endpoint: Endpoint, owner, staff, test_host) -> None:  # type: ignore[no-untyped-def]
+    """A normal user is refused (GET, POST and DELETE; nothing changes), staff get the page (GET)."""
     values = {k: _dummy(k) for k in endpoint.kwargs}
     if "pk" in values and endpoint.name.startswith(("api:host-", "hosts:")):
         values["pk"] = test_host.pk
@@ -270,6 +271,9 @@ def test_staff_only_refuses_normal_users(endpoint: Endpoint, owner, staff, test_
     assert response.status_code in (302, 403, 404), (url, response.status_code)
     if response.status_code == 302:
         assert "login" in response["Location"]
+    for method in ("post", "delete"):
+        assert _call(_client(owner), method, url).status_code in (302, 403, 404, 405), (url, method)
+    assert test_host.__class__.objects.filter(pk=test_host.pk).exists()  # a refused removal removed nothing
     assert _call(_client(staff), "get", url).status_code in (200, 405), url
 
 
