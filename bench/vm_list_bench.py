@@ -10,6 +10,7 @@ same run's bulk call (the issue's targets were set when that call took 81 ms: â‰
 """
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import statistics
@@ -28,6 +29,10 @@ from django.test import Client  # noqa: E402
 from django.test.utils import setup_test_environment  # noqa: E402
 
 from kvmweb import hypervisor as hv  # noqa: E402
+import kvmweb.urls  # noqa: E402,F401
+from kvmweb.machines.selectors import vm_list  # noqa: E402
+
+gc.freeze()  # as kvmweb/asgi.py does in the web process once the application is loaded
 
 PREFIX = os.environ.get("KVMWEB_BENCH_PREFIX", "kvmwebbench-") + "list-"
 SIZES = [int(n) for n in os.environ.get("KVMWEB_BENCH_SIZES", "10,100,1000,10000").split(",")]
@@ -91,7 +96,6 @@ def main() -> list[dict[str, float]]:
     from django.contrib.auth import get_user_model
 
     from kvmweb.hosts.models import Host
-    from kvmweb.machines.selectors import vm_list
     from kvmweb.machines.services import vm_records_sync
 
     def service() -> None:
