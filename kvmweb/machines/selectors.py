@@ -242,7 +242,8 @@ def vm_list(*, actor: Actor, name: str = "", state: str = "", host_id: int | Non
             result.drift.append(drift)
         if not staff:  # only the domains the reader may see: theirs, shared with them (and unowned ones, if allowed)
             live = {k: e for k, e in live.items()
-                    if _list_role(records.get(k), staff=False, me=me, unowned_ok=unowned_ok, shared=shared)}
+                    if _list_role(records.get(k), staff=False, me=me, unowned_ok=unowned_ok, shared=shared)
+                    != VmRole.NONE}
         if needle:
             live = {k: e for k, e in live.items() if needle in e.name.lower()}
         get = records.get
