@@ -9,7 +9,7 @@ MYPY_STRICT = kvmweb/hypervisor kvmweb/access/permissions.py kvmweb/core/views.p
 	kvmweb/monitoring/services.py kvmweb/protection/snapshots.py kvmweb/protection/selectors.py kvmweb/protection/tasks.py \
 	kvmweb/protection/backups.py kvmweb/hosts/identity.py kvmweb/hosts/services.py kvmweb/hosts/selectors.py
 
-run:  ## set up and start the portal (daphne + Celery) on http://127.0.0.1:8000/
+run:  ## set up and start the portal (uvicorn + Celery) on http://127.0.0.1:8000/
 	scripts/run.sh
 
 test:  ## set up and run the linters, then the whole test suite (fast, real libvirt, browser)

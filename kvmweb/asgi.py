@@ -1,3 +1,4 @@
+import gc
 import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kvmweb.settings")
@@ -19,3 +20,10 @@ application = ProtocolTypeRouter(
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter([*events_ws, *console_ws]))),
     }
 )
+
+import kvmweb.urls  # noqa: E402,F401 - every page's and API's module, loaded now to be frozen below
+
+# What is loaded by now lives as long as the process: keep it out of the garbage collector's passes. A request that
+# allocates many objects (the VM list of a host with 10,000 VMs) triggers full collections, and each would walk
+# every object of Django and the libraries first (more than a third of that request's time, measured).
+gc.freeze()

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Sets up (scripts/setup.sh) and runs the portal: daphne (HTTP + websockets) and a Celery worker.
+# Sets up (scripts/setup.sh) and runs the portal: uvicorn (HTTP + websockets) and a Celery worker.
 # Ctrl-C stops what this script started. Listens on 127.0.0.1:${KVMWEB_PORT:-8000} unless KVMWEB_BIND says otherwise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,8 +24,9 @@ export C_FORCE_ROOT=1
 # -B: the worker also runs Celery beat (periodic work: the sweep of abandoned uploads); only one worker may.
 .venv/bin/celery -A kvmweb worker -B -s var/celerybeat-schedule --loglevel=INFO --concurrency=2 &
 pids+=($!)
-# The web process: daphne serving kvmweb.asgi (HTTP + websockets).
-.venv/bin/daphne -b "$BIND" -p "$PORT" kvmweb.asgi:application &
+# The web process: uvicorn (uvloop, httptools) serving kvmweb.asgi (HTTP + websockets); chosen over daphne by
+# bench/asgi_bench.py (docs/benchmarks.md). No lifespan events: the Channels application has none.
+.venv/bin/uvicorn --host "$BIND" --port "$PORT" --loop uvloop --http httptools --lifespan off kvmweb.asgi:application &
 pids+=($!)
 # libvirt domain events (VM state changes) of every host → browsers, live (/ws/events/).
 .venv/bin/python manage.py event_listener &

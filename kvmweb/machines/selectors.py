@@ -9,14 +9,14 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid as uuid_mod
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
-from django.db.models import CharField, Q, QuerySet
-from django.db.models.functions import Cast
+from django.db.models import CharField, Q, QuerySet, Value
+from django.db.models.functions import Cast, Replace
 from django.utils import timezone
 
 from kvmweb import hypervisor as hv
@@ -37,17 +37,6 @@ from .handles import vm_handle
 from .models import VirtualMachine, VmShare
 
 log = logging.getLogger(__name__)
-
-@dataclass(frozen=True)
-class VmRecord:
-    """The few columns of a VirtualMachine row a list needs (no model instances: lists of thousands stay cheap)."""
-
-    pk: int
-    uuid: str
-    name: str
-    owner_id: int | None
-    owner_name: str | None
-
 
 @dataclass(frozen=True, slots=True)
 class VmRow:
@@ -101,19 +90,17 @@ class VmList:
     drift: list[RecordsDrift] = field(default_factory=list)
 
 
-_RECORD_COLUMNS = ("pk", "uuid_text", "name", "owner_id", "owner__username")
+# A record as the list reads it: (name, owner id, pk), keyed by its UUID as 32 lower-case hex digits.
+_Record = tuple[str, "int | None", int]
 
 
-def _records(**filters: object) -> dict[str, VmRecord]:
-    """Records keyed by the canonical UUID string. The UUID column is read as text (no UUID object per row: the
-    list of a host with thousands of VMs spends most of its database time there otherwise)."""
-    rows = (VirtualMachine.objects.filter(**filters).annotate(uuid_text=Cast("uuid", CharField()))
-            .values_list(*_RECORD_COLUMNS))
-    records = {}
-    for pk, text, name, owner_id, owner_name in rows:
-        key = _canonical(text)
-        records[key] = VmRecord(pk, key, name, owner_id, owner_name)
-    return records
+def _records(**filters: object) -> dict[str, _Record]:
+    """Records as {UUID in 32 hex digits: (name, owner id, pk)}, plain tuples: the UUID is read as text in the same
+    form from every database (no UUID object and no formatting per row: the list of a host with thousands of VMs
+    reads all of them on every page)."""
+    key = Replace(Cast("uuid", CharField()), Value("-"), Value(""))
+    rows = VirtualMachine.objects.filter(**filters).annotate(key=key).values_list("key", "name", "owner_id", "pk")
+    return {k: (n, o, p) for k, n, o, p in rows}
 
 
 def _canonical(text: str) -> str:
@@ -124,22 +111,33 @@ def _canonical(text: str) -> str:
     return text
 
 
-def _drift(host: Host, records: dict[str, VmRecord], summaries: list[hv.DomainSummary]) -> RecordsDrift:
-    live = {s.uuid: s for s in summaries}
+def _key(uuid: str) -> str:
+    """libvirt's UUID string → the records' key."""
+    return uuid.replace("-", "")
+
+
+def _drift(host: Host, records: dict[str, _Record], live: dict[str, hv.DomainEntry], *,
+           complete: bool = True) -> RecordsDrift:
+    """How ``records`` differ from the domains ``live`` (by key). Only a ``complete`` listing (not one of a state)
+    tells a stale record. In step, the usual case, costs two dicts and one comparison of them."""
+    if complete and {k: r[0] for k, r in records.items()} == {k: e.name for k, e in live.items()}:
+        return RecordsDrift(host=host)
     return RecordsDrift(
         host=host,
-        missing=tuple((u, s.name) for u, s in live.items() if u not in records),
-        stale=tuple(u for u in records if u not in live),
-        renamed=tuple((u, live[u].name) for u, r in records.items() if u in live and r.name != live[u].name),
+        missing=tuple((e.uuid, e.name) for k, e in live.items() if k not in records),
+        stale=tuple(str(uuid_mod.UUID(k)) for k in records if k not in live) if complete else (),
+        renamed=tuple((e.uuid, e.name) for k, e in live.items() if k in records and records[k][0] != e.name),
     )
 
 
-def _host_listing(host: Host) -> tuple[dict[str, VmRecord], list[hv.DomainSummary], RecordsDrift]:
-    """A host's records and domains (one query, one bulk libvirt call) and how they differ. Records are read first,
-    so a VM defined meanwhile is never reported as a stale record."""
+def _host_listing(host: Host, *, state: hv.DomainState | None = None
+                  ) -> tuple[dict[str, _Record], dict[str, hv.DomainEntry], RecordsDrift]:
+    """A host's records and its domains (of ``state`` only, when given), both by key (one query, one cheap libvirt
+    listing without states), and how they differ. Records are read first, so a VM defined meanwhile is never
+    reported as a stale record."""
     records = _records(host=host)
-    summaries = hv.domain_list(host_connection(host), sizes=False)
-    return records, summaries, _drift(host, records, summaries)
+    live = {_key(e.uuid): e for e in hv.domain_entries(host_connection(host), state=state)}
+    return records, live, _drift(host, records, live, complete=state is None)
 
 
 def host_drift(host: Host) -> RecordsDrift:
@@ -147,24 +145,15 @@ def host_drift(host: Host) -> RecordsDrift:
     return _host_listing(host)[2]
 
 
-def _row(host: Host, summary: hv.DomainSummary, record: VmRecord | None, role: VmRole,
-         usage: UsageNow | None = None) -> VmRow:
-    return VmRow(host=host, uuid=summary.uuid, name=summary.name, id=summary.id, state=summary.state,
-                 owner_id=record.owner_id if record else None, owner_name=record.owner_name if record else None,
-                 vcpus=summary.vcpus, memory_kib=summary.memory_kib, max_memory_kib=summary.max_memory_kib,
-                 role=role, cpu_pct=usage.cpu_pct if usage else None,
-                 mem_used_bytes=usage.mem_used_bytes if usage else None, mem_pct=usage.mem_pct if usage else None)
-
-
-def _list_role(record: VmRecord | None, *, staff: bool, me: int | None, unowned_ok: bool,
+def _list_role(record: _Record | None, *, staff: bool, me: int | None, unowned_ok: bool,
                shared: dict[int, VmRole]) -> VmRole:
     """The reader's role on a listed domain, from what the list read already (no query per row)."""
-    owner = record.owner_id if record else None
+    owner = record[1] if record else None
     if me is not None and owner == me:
         return VmRole.OWNER
     if staff or (owner is None and unowned_ok):
         return VmRole.STAFF
-    return shared.get(record.pk, VmRole.NONE) if record else VmRole.NONE
+    return shared.get(record[2], VmRole.NONE) if record else VmRole.NONE
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,39 +184,43 @@ def _usage_now(uuids: list[str]) -> dict[str, UsageNow]:
             for u, v in latest.items()}
 
 
-_Match = tuple[Host, hv.DomainSummary, "VmRecord | None", VmRole]
+# One listed domain that matches: its host, the domain (no state yet), and its record.
+_Match = tuple[Host, hv.DomainEntry, "_Record | None"]
 
 
-def _by_name(m: _Match) -> tuple[str, str]:
-    return (m[1].name.lower(), m[0].name)
-
-
-def _sort_key(sort: str, usage: dict[str, UsageNow]) -> Callable[[_Match], tuple[object, ...]]:
-    """Name order, or the latest CPU or memory use highest first (VMs without a sample last), then name."""
-    if sort not in ("cpu", "memory"):
-        return _by_name
-
-    def by_usage(m: _Match) -> tuple[object, ...]:
-        now = usage.get(m[1].uuid)
-        value = (now.cpu_pct if sort == "cpu" else now.mem_used_bytes) if now else None
-        return (value is None, -(value or 0.0), *_by_name(m))
-    return by_usage
+def _sort(matched: list[_Match], sort: str, usage: dict[str, UsageNow], *, hosts: int) -> None:
+    """Name order (case-insensitive; a name on two of the ``hosts`` by host name), or the latest CPU or memory use
+    highest first (VMs without a sample last), then name. Stable sorts, each by one cheap key."""
+    if hosts > 1:
+        matched.sort(key=lambda m: m[0].name)
+    matched.sort(key=lambda m: m[1].name.lower())
+    if sort in ("cpu", "memory"):
+        def by_usage(m: _Match) -> tuple[bool, float]:
+            now = usage.get(m[1].uuid)
+            value = (now.cpu_pct if sort == "cpu" else now.mem_used_bytes) if now else None
+            return (value is None, -(value or 0.0))
+        matched.sort(key=by_usage)
 
 
 def vm_list(*, actor: Actor, name: str = "", state: str = "", host_id: int | None = None, offset: int = 0,
             limit: int | None = None, sort: str = "name") -> VmList:
     """The VMs ``actor`` may see (``virsh list --all`` over every host): owned, shared with them or their groups,
     everything for staff; filtered, sorted by name (or by the latest CPU or memory use, ``sort``: see ``SORTS``);
-    the page ``offset``/``limit`` comes with vCPUs and memory, and the latest usage of its running VMs.
+    the page ``offset``/``limit`` comes with state, vCPUs and memory, and the latest usage of its running VMs.
 
-    Per host: one database query and one bulk libvirt call for the list, and one more bulk call for the sizes of
-    the page's rows — the number of libvirt calls does not grow with the number of VMs. One query more reads the
-    reader's shares; one read of the monitoring store (one round trip) the latest usage: of the page's VMs, or of
-    every matching running VM when the list is sorted by it.
+    Per host: one database query and one cheap libvirt listing (names and UUIDs, no state) for the whole list,
+    and one bulk call for the states and sizes of the page's rows — the number of libvirt calls does not grow
+    with the number of VMs, and only the page's rows become rows. One query more reads the reader's shares (and
+    one the page's owners' names); one read of the monitoring store (one round trip) the latest usage: of the
+    page's VMs, or of every matching running VM when the list is sorted by it.
     """
     if sort not in SORTS:
         raise ValidationError(f"Unknown sort {sort!r}; use one of {', '.join(SORTS)}.",
                               fields={"sort": [f"one of {', '.join(SORTS)}"]})
+    try:
+        wanted = hv.DomainState.from_slug(state) if state else None
+    except ValueError:
+        raise ValidationError(f"Unknown state {state!r}.", fields={"state": ["a domain state"]}) from None
     result = VmList()
     hosts = host_queryset()
     if host_id is not None:
@@ -237,51 +230,69 @@ def vm_list(*, actor: Actor, name: str = "", state: str = "", host_id: int | Non
     needle = name.strip().lower()
     shared = vm_shared_roles(actor) if not staff else {}
     matched: list[_Match] = []
+    listed = 0
     for host in hosts:
         try:
-            records, summaries, drift = _host_listing(host)
+            records, live, drift = _host_listing(host, state=wanted)
         except hv.HypervisorError as exc:
             result.unavailable.append((host, exc.detail))
             continue
+        listed += 1
         if drift:
             result.drift.append(drift)
-        for summary in summaries:
-            record = records.get(summary.uuid)
-            role = _list_role(record, staff=staff, me=me, unowned_ok=unowned_ok, shared=shared)
-            if role == VmRole.NONE:
-                continue
-            if needle and needle not in summary.name.lower():
-                continue
-            if state and summary.state.slug != state:
-                continue
-            matched.append((host, summary, record, role))
+        if not staff:  # only the domains the reader may see: theirs, shared with them (and unowned ones, if allowed)
+            live = {k: e for k, e in live.items()
+                    if _list_role(records.get(k), staff=False, me=me, unowned_ok=unowned_ok, shared=shared)
+                    != VmRole.NONE}
+        if needle:
+            live = {k: e for k, e in live.items() if needle in e.name.lower()}
+        get = records.get
+        matched.extend([(host, e, get(k)) for k, e in live.items()])
     usage: dict[str, UsageNow] = {}
     if sort != "name":
-        usage = _usage_now([m[1].uuid for m in matched if m[1].state.is_active])
-    matched.sort(key=_sort_key(sort, usage))
+        usage = _usage_now([m[1].uuid for m in matched if m[1].active])
+    _sort(matched, sort, usage, hosts=listed)
     result.total = len(matched)
     page = matched[offset:offset + limit if limit is not None else None]
+    summaries = _summaries(page)
     if sort == "name":
-        usage = _usage_now([m[1].uuid for m in page if m[1].state.is_active])
-    sized = _sizes(page)
-    result.rows = [_row(host, sized.get(summary.uuid, summary), record, role,
-                        usage.get(summary.uuid) if summary.state.is_active else None)
-                   for host, summary, record, role in page]
+        usage = _usage_now([s.uuid for s in summaries.values() if s.state.is_active])
+    owners = _owner_names({r[1] for _h, _e, r in page if r and r[1] is not None})
+    for host, entry, record in page:
+        summary = summaries.get(entry.uuid)
+        if summary is None:
+            continue  # undefined since the listing
+        owner = record[1] if record else None
+        role = _list_role(record, staff=staff, me=me, unowned_ok=unowned_ok, shared=shared)
+        now = usage.get(entry.uuid) if summary.state.is_active else None
+        result.rows.append(VmRow(
+            host=host, uuid=entry.uuid, name=entry.name, id=summary.id, state=summary.state, owner_id=owner,
+            owner_name=owners.get(owner) if owner is not None else None, vcpus=summary.vcpus,
+            memory_kib=summary.memory_kib, max_memory_kib=summary.max_memory_kib, role=role,
+            cpu_pct=now.cpu_pct if now else None, mem_used_bytes=now.mem_used_bytes if now else None,
+            mem_pct=now.mem_pct if now else None))
     return result
 
 
-def _sizes(page: list[tuple[Host, hv.DomainSummary, VmRecord | None, VmRole]]) -> dict[str, hv.DomainSummary]:
-    """vCPUs and memory of the page's domains: one bulk libvirt call per host among them."""
-    by_host: dict[int, tuple[Host, list[hv.DomainSummary]]] = {}
-    for host, summary, _record, _role in page:
-        by_host.setdefault(host.pk, (host, []))[1].append(summary)
-    sized: dict[str, hv.DomainSummary] = {}
-    for host, summaries in by_host.values():
+def _summaries(page: list[_Match]) -> dict[str, hv.DomainSummary]:
+    """State, vCPUs and memory of the page's domains: one bulk libvirt call per host among them."""
+    by_host: dict[int, tuple[Host, list[hv.DomainEntry]]] = {}
+    for host, entry, _record in page:
+        by_host.setdefault(host.pk, (host, []))[1].append(entry)
+    found: dict[str, hv.DomainSummary] = {}
+    for host, entries in by_host.values():
         try:
-            sized.update((s.uuid, s) for s in hv.domain_fill_sizes(host_connection(host), summaries))
+            found.update((s.uuid, s) for s in hv.domain_summaries(host_connection(host), entries))
         except hv.HypervisorError:
-            continue  # the host went away between the two calls: show the rows without sizes
-    return sized
+            continue  # the host went away between the two calls: its rows are left out
+    return found
+
+
+def _owner_names(ids: set[int]) -> dict[int, str]:
+    """User id → user name, for the owners of a page's VMs (one query)."""
+    if not ids:
+        return {}
+    return dict(get_user_model().objects.filter(pk__in=ids).values_list("pk", "username"))
 
 
 def vm_get(*, actor: Actor, uuid: str | uuid_mod.UUID, action: VmAction = VmAction.VIEW) -> VirtualMachine:
@@ -469,8 +480,8 @@ def vm_usage(user: Actor, usage: Usage) -> None:
     for host, uuids in by_host.values():
         try:
             conn = host_connection(host)
-            mine = [s for s in hv.domain_list(conn, sizes=False) if s.uuid in uuids]
-            for summary in hv.domain_fill_sizes(conn, mine):
+            mine = [e for e in hv.domain_entries(conn) if e.uuid in uuids]
+            for summary in hv.domain_summaries(conn, mine):
                 usage.vcpus += summary.vcpus or 0
                 usage.memory_mib += (summary.max_memory_kib or 0) // 1024
         except hv.HypervisorError:

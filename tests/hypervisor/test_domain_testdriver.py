@@ -66,6 +66,37 @@ def test_list_calls_do_not_grow_with_domains_on_bulk_drivers(conn: hv.Connection
     assert all(r.vcpus for r in rows)
 
 
+def test_entries_by_state_and_summaries_of_a_page(conn: hv.Connection) -> None:
+    """The cheap listing (no state read) and its state filters, libvirt's own (running, paused, shut off) and the
+    "other" states (told apart by one stats call of those); a page's summaries carry state and sizes, in order, and
+    leave out a domain undefined since the listing."""
+    off, running, paused = (hv.domain_define(conn, spec_testdrv(vcpus=2)) for _ in range(3))
+    running.start()
+    paused.start()
+    paused.suspend()
+
+    def names(state: hv.DomainState | None = None) -> set[str]:
+        return {e.name for e in hv.domain_entries(conn, state=state) if e.name.startswith(PREFIX)}
+
+    assert names() == {off.name, running.name, paused.name}
+    assert names(hv.DomainState.RUNNING) == {running.name}
+    assert names(hv.DomainState.PAUSED) == {paused.name}
+    assert names(hv.DomainState.SHUTOFF) == {off.name}
+    assert names(hv.DomainState.CRASHED) == set()
+    before = conn.calls
+    hv.domain_entries(conn, state=hv.DomainState.BLOCKED)
+    assert conn.calls - before == 1  # the "other" listing found none here: no stats call
+    entries = sorted((e for e in hv.domain_entries(conn) if e.name.startswith(PREFIX)), key=lambda e: e.name)
+    assert {e.name: e.active for e in entries} == {off.name: False, running.name: True, paused.name: True}
+    off.undefine()
+    rows = hv.domain_summaries(conn, entries)
+    assert [r.name for r in rows] == [e.name for e in entries if e.name != off.name]
+    states = {r.name: r.state for r in rows}
+    assert states == {running.name: hv.DomainState.RUNNING, paused.name: hv.DomainState.PAUSED}
+    assert all(r.vcpus == 2 and r.id is not None for r in rows)
+    assert hv.domain_summaries(conn, []) == []
+
+
 def test_block_devices_and_vnc_from_xml(conn: hv.Connection) -> None:
     doc = spec_testdrv(devices=(
         hv.Disk.new(target="vda", source="/tmp/x.qcow2"),

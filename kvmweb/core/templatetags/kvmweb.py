@@ -1,10 +1,27 @@
 from __future__ import annotations
 
+import functools
+
 from django import template
+from django.urls import get_script_prefix, reverse
 
 from kvmweb import hypervisor as hv
 
 register = template.Library()
+
+_UUID_SLOT = "00000000-0000-0000-0000-000000000000"
+
+
+@functools.lru_cache(maxsize=64)
+def _uuid_path(name: str, prefix: str) -> str:
+    return reverse(name, kwargs={"uuid": _UUID_SLOT})
+
+
+@register.simple_tag
+def uuid_url(name: str, uuid: str) -> str:
+    """``{% url name uuid=uuid %}`` for lists of many rows: each URL name is reversed once (per script prefix) and the
+    row's UUID put in its place, instead of resolving the URL again for every row."""
+    return _uuid_path(name, get_script_prefix()).replace(_UUID_SLOT, str(uuid), 1)
 
 
 @register.filter(name="bytes")
