@@ -110,7 +110,7 @@ class BodyStream:
         self._done.set()
 
 
-class StreamedBodyHandler(ASGIHandler):
+class StreamedBodyHandler(ASGIHandler):  # type: ignore[misc]  # django-stubs are not installed
     """Django's ASGI handler, with the raw bodies of upload pieces streamed (see the module's docstring)."""
 
     async def handle(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
