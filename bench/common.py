@@ -4,6 +4,7 @@ which import this from their own folder."""
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -47,3 +48,19 @@ def pool_remove(name: str) -> None:
             virsh("vol-delete", line.split()[0], "--pool", name, check=False)
     virsh("pool-destroy", name, check=False)
     virsh("pool-undefine", name, check=False)
+
+
+PREFIX = os.environ.get("KVMWEB_BENCH_PREFIX", "kvmwebbench-")  # the name of everything a benchmark makes
+
+
+def web_command(port: int, bind: str = "127.0.0.1") -> list[str]:
+    """The web process as scripts/run.sh starts it (its line that serves ``kvmweb.asgi:application``), on ``port``:
+    a benchmark measures the server the portal really runs. ``KVMWEB_BENCH_WEB`` (a command with ``{port}``) tries
+    another one."""
+    if os.environ.get("KVMWEB_BENCH_WEB"):
+        return shlex.split(os.environ["KVMWEB_BENCH_WEB"].format(port=port))
+    for line in (ROOT / "scripts" / "run.sh").read_text().splitlines():
+        if "kvmweb.asgi:application" in line and not line.lstrip().startswith("#"):
+            words = shlex.split(line.split("&")[0].replace("$BIND", bind).replace("$PORT", str(port)))
+            return [str(ROOT / w) if w.startswith(".venv/") else w for w in words]
+    raise RuntimeError("scripts/run.sh starts no web process serving kvmweb.asgi:application")

@@ -39,6 +39,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,6 +48,7 @@ FRAME = WIDTH * HEIGHT * 4
 FRAMES = 8
 ROUNDS = 7
 CONNECTS = 35
+SESSIONS = int(os.environ.get("KVMWEB_BENCH_SESSIONS", "200"))
 ORIGIN = "http://127.0.0.1:8000"
 
 
@@ -445,6 +447,10 @@ def main() -> None:
 
         report(paths)
         report_filter()
+        report_concurrent(
+            concurrent(lambda: Stream.websocket(plain_port, "/?token=bench"), pid=None),
+            concurrent(ours, pid=procs[0].pid, issue_first=lambda: console_token_issue(actor=user, vm=vm).token,
+                       open_with=lambda token: Stream.websocket(ours_port, f"/vnc/{vm_uuid}?token={token}", cookie)))
     finally:
         for proc in procs:
             proc.terminate()
@@ -454,6 +460,72 @@ def main() -> None:
                 proc.kill()
         rfb_sock.close()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def fd_count(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def concurrent(open_stream: Callable[[], Stream], *, pid: int | None, issue_first: Callable[[], str] | None = None,
+               open_with: Callable[[str], Stream] | None = None) -> dict[str, Any]:
+    """SESSIONS sessions opened at once (one thread each, released together) and held open until all are in; each
+    one's connect time (to the RFB banner), the errors, and the proxy's open files before, during and after."""
+    tokens = [issue_first() for _ in range(SESSIONS)] if issue_first else []  # the pages fetch these first
+    before = fd_count(pid) if pid else 0
+    go = threading.Barrier(SESSIONS + 1)
+    times: list[float] = []
+    errors: list[str] = []
+    streams: list[Stream] = []
+    lock = threading.Lock()
+
+    def one(i: int) -> None:
+        go.wait()
+        start = time.perf_counter()
+        try:
+            stream = open_with(tokens[i]) if open_with else open_stream()
+            stream.read(12)
+        except (OSError, ConnectionError) as exc:
+            with lock:
+                errors.append(str(exc))
+            return
+        with lock:
+            times.append((time.perf_counter() - start) * 1000)
+            streams.append(stream)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(SESSIONS)]
+    for t in threads:
+        t.start()
+    go.wait()
+    for t in threads:
+        t.join()
+    during = fd_count(pid) if pid else 0
+    for stream in streams:
+        stream.close()
+    after = before
+    if pid:  # the proxy closes its side as it notices (within a second or so)
+        deadline = time.monotonic() + 15
+        while (after := fd_count(pid)) > before and time.monotonic() < deadline:
+            time.sleep(0.1)
+    return {"times": times, "errors": errors, "before": before, "during": during, "after": after}
+
+
+def report_concurrent(plain: dict[str, Any], ours: dict[str, Any]) -> None:
+    def pct(values: list[float], p: float) -> float:
+        ordered = sorted(values) or [float("nan")]
+        return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+    print(f"\n{SESSIONS} console sessions opened at once on one proxy process, held until all are in, then closed")
+    print("| proxy | sessions in | errors | connect p50 | connect p95 | proxy's open files: before / with all open /"
+          " after |")
+    print("|---|---:|---:|---:|---:|---|")
+    for name, r in (("websockify + TokenFile (a fork per session)", plain), ("kvmweb proxy", ours)):
+        files = (f"{r['before']} / {r['during']} / {r['after']} ({'no leak' if r['after'] <= r['before'] else 'LEAK'})"
+                 if r["before"] else "—")
+        print(f"| {name} | {len(r['times'])} | {len(r['errors'])} | {pct(r['times'], 50):.1f} ms | "
+              f"{pct(r['times'], 95):.1f} ms | {files} |")
+    for r in (plain, ours):
+        for error in sorted(set(r["errors"]))[:3]:
+            print(f"  error: {error}")
 
 
 def _measure_connects_untimed_issue(path: Path_, port: int, vm_uuid: str, cookie: str, user, vm) -> None:  # type: ignore[no-untyped-def]

@@ -6,9 +6,10 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "kvmweb.settings")
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
-from django.core.asgi import get_asgi_application  # noqa: E402
+from kvmweb.core.asgi import application as django_application  # noqa: E402
 
-django_asgi_app = get_asgi_application()
+# Django's handler, with the raw bodies of upload pieces streamed to the view instead of spooled first.
+django_asgi_app = django_application()
 
 from kvmweb.console.routing import websocket_urlpatterns as console_ws  # noqa: E402
 from kvmweb.events.routing import websocket_urlpatterns as events_ws  # noqa: E402

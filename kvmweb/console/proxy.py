@@ -243,6 +243,9 @@ class ConsoleProxyServer(LibProxyServer):
     daemon_threads = True
     block_on_close = False
     allow_reuse_address = True
+    # The listen backlog (socketserver's default is 5): many consoles opened at once (a class, a wall of screens)
+    # wait in the kernel's queue instead of being dropped and retried a second later.
+    request_queue_size = 1024
 
     def __init__(self, *, listen_host: str, listen_port: int, watchdog_interval: float = 1.0) -> None:
         super().__init__(RequestHandlerClass=ConsoleProxyHandler, listen_host=listen_host, listen_port=listen_port)

@@ -15,7 +15,9 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from .errors import PayloadTooLargeError, ValidationError, error_reply
 
 MIB = 1024 * 1024
-MAX_PIECE = 16 * MIB  # the most one request may carry: a big file goes in pieces (the web process holds a body whole)
+# The most one request may carry: a big file goes in pieces. The pages send pieces this large. Django's view reads a
+# piece as it arrives (core/asgi.py), but daphne holds a request's body whole before passing it on.
+MAX_PIECE = 16 * MIB
 _DIGITS = re.compile(r"[0-9]{1,20}")
 
 
@@ -43,7 +45,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
 
 
 def request_chunks(request: HttpRequest, length: int, chunk: int = 1024 * 1024) -> Iterator[bytes]:
-    """The first ``length`` bytes of a raw request body, ``chunk`` bytes at a time: an upload is never held whole
+    """The first ``length`` bytes of a raw request body, at most ``chunk`` bytes at a time: an upload is never held whole
     in memory. Stops early if the client sends less."""
     left = length
     while left > 0:

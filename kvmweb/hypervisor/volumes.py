@@ -22,7 +22,7 @@ from .units import xml_element_bytes
 from .xmlnode import Element, parse_element, serialize
 
 VOLUME_FORMATS = ("qcow2", "raw")
-STREAM_CHUNK = 1024 * 1024  # bytes per virStream recv/send
+STREAM_CHUNK = 256 * 1024  # bytes per virStream recv/send: the most one libvirt stream message carries
 
 
 def validate_volume_name(name: str) -> str:
@@ -218,8 +218,8 @@ class Volume:
                 if sent + len(data) > length:
                     raise InvalidRequest(f"More data than announced ({length} bytes).")
                 view = memoryview(data)
-                while view:
-                    piece = bytes(view[:STREAM_CHUNK])
+                while view:  # libvirt takes bytes (no views), at most STREAM_CHUNK of them at a time
+                    piece = data if len(view) == len(data) <= STREAM_CHUNK else bytes(view[:STREAM_CHUNK])
                     n = self.conn.run(lambda: stream.send(piece))  # noqa: B023 - called at once, in this iteration
                     view = view[n:]
                     sent += n

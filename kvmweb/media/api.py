@@ -12,6 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from kvmweb import hypervisor as hv
 from kvmweb.core.api import byte_offset, piece_length, request_chunks
 from kvmweb.core.errors import PermissionDeniedError, ValidationError
 from kvmweb.hosts.selectors import host_get
@@ -25,8 +26,6 @@ from .serializers import (
     ImageImportAcceptedSerializer, ImagePatchSerializer, ImageRegisterSerializer, ImageSerializer,
     ImageUploadBeginSerializer, ImportAcceptedSerializer, IsoSerializer, RegisterSerializer, UploadBeginSerializer,
 )
-
-PIECE_READ = 1024 * 1024  # bytes read from the request at a time
 
 
 class _Kind:
@@ -112,8 +111,8 @@ class IsoContentApi(_Kind, APIView):
         row = self.getter(actor=request.user, pk=pk)
         length = piece_length(request._request)  # 400 without a usable Content-Length, 413 above MAX_PIECE
         offset = byte_offset(request.query_params.get("offset"))
-        # request._request is the Django request: a file-like stream of the body (not parsed, not buffered)
-        chunks = request_chunks(request._request, length, PIECE_READ)
+        # request._request is the Django request: the body as the server hands it on (core/asgi.py), not spooled
+        chunks = request_chunks(request._request, length, hv.STREAM_CHUNK)
         row = services.iso_upload_piece(actor=request.user, iso=row, offset=offset, length=length, chunks=chunks)
         return Response(self.out(row).data)
 

@@ -1,6 +1,6 @@
 // Sending a file in pieces, in order, one piece in flight: the browser never reads the whole file into memory and
-// the web process never holds more than one piece (it holds a request's body whole). Used by the ISO library's and
-// the storage pools' uploads.
+// the web process never holds more than one piece (the server streams a piece into libvirt as it arrives where it
+// can: kvmweb/core/asgi.py). Used by the media libraries' and the storage pools' uploads.
 //
 // A piece that fails on the way (no answer, a server error, or 409: the server did not expect that offset, e.g.
 // after an answer got lost) is sent again from where the server says the upload stands, a few times; any other

@@ -1,11 +1,11 @@
 // Upload from a media library page (ISOs, disk images): POST {host, name, size, ...the form's [data-field] inputs}
-// to the form's data-api makes the file's row and its job, then the file goes in 4 MiB pieces, each PUT to
-// <api><id>/content/?offset=N (static/js/pieces.js: in order, one in flight, retried from where the server
-// stands). If the upload fails (a disk image the server refuses at its last piece, too), the unfinished file is
-// deleted.
+// to the form's data-api makes the file's row and its job, then the file goes in 16 MiB pieces (the server's
+// MAX_PIECE), each PUT to <api><id>/content/?offset=N (static/js/pieces.js: in order, one in flight, retried from
+// where the server stands). If the upload fails (a disk image the server refuses at its last piece, too), the
+// unfinished file is deleted.
 (function () {
   "use strict";
-  const PIECE = 4 * 1024 * 1024;
+  const PIECE = 16 * 1024 * 1024;
   const form = document.getElementById("iso-upload") || document.getElementById("image-upload");
   if (!form) return;
   const { call, sendInPieces, showOn } = window.kvmwebPieces;

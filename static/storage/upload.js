@@ -1,10 +1,10 @@
 // Upload a disk image as a new volume, in pieces: POST {size} makes the volume and the upload's job, then each
-// 4 MiB piece is PUT in order at ?offset=<bytes sent so far> (static/js/pieces.js: one piece in flight, retried
-// from where the server stands). The bar follows the bytes acknowledged. If the upload fails, the unfinished
-// upload is deleted (DELETE), so no half-written volume stays behind.
+// piece (16 MiB, or the server's max_piece) is PUT in order at ?offset=<bytes sent so far> (static/js/pieces.js:
+// one piece in flight, retried from where the server stands). The bar follows the bytes acknowledged. If the
+// upload fails, the unfinished upload is deleted (DELETE), so no half-written volume stays behind.
 (function () {
   "use strict";
-  const PIECE = 4 * 1024 * 1024;
+  const PIECE = 16 * 1024 * 1024;
   const form = document.getElementById("volume-upload");
   if (!form) return;
   const { call, sendInPieces, showOn } = window.kvmwebPieces;

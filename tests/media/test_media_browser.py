@@ -14,7 +14,8 @@ from tests.live import login, screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.real]
 
-SIZE = 20 * 1024 * 1024 + 12345  # six pieces of 4 MiB, the last one short
+PIECE = 16 * 1024 * 1024  # what static/media/upload.js sends
+SIZE = 3 * PIECE + 12345  # four pieces, the last one short
 
 
 def test_upload_with_progress_then_delete(portal, page, staff, qemu_host, iso_pool_dir, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -37,7 +38,7 @@ def test_upload_with_progress_then_delete(portal, page, staff, qemu_host, iso_po
     assert filecmp.cmp(source, iso.path, shallow=False)
 
     row = page.locator(f"tr[data-iso-id='{iso.pk}']")
-    assert "20.01 MiB" in row.inner_text() and "root-admin" in row.inner_text()
+    assert "48.01 MiB" in row.inner_text() and "root-admin" in row.inner_text()
     screenshot(page, "iso-library")
     page.once("dialog", lambda dialog: dialog.accept())
     row.get_by_role("button", name="Delete").click()
@@ -77,12 +78,12 @@ def test_upload_survives_a_lost_piece_and_a_lost_answer(portal, page, staff, qem
     def flaky(route) -> None:  # type: ignore[no-untyped-def]
         url = route.request.url
         if route.request.method == "PUT" and url not in dropped:
-            if url.endswith(f"offset={8 * 1024 * 1024}"):
+            if url.endswith(f"offset={PIECE}"):
                 dropped.append(url)
                 route.fetch()  # the server stores the piece ...
                 route.abort()  # ... but its answer never arrives
                 return
-            if url.endswith(f"offset={16 * 1024 * 1024}"):
+            if url.endswith(f"offset={2 * PIECE}"):
                 dropped.append(url)
                 route.abort()  # the piece never leaves
                 return

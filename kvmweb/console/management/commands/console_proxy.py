@@ -1,6 +1,7 @@
 """``manage.py console_proxy``: the websockify-based console proxy (see kvmweb/console/proxy.py)."""
 from __future__ import annotations
 
+import resource
 import signal
 import threading
 from typing import Any
@@ -21,6 +22,10 @@ class Command(BaseCommand):
                             help="seconds between checks that live sessions may go on")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        # Two open files per session (the browser's socket and the display's): take all the system allows, not the
+        # soft limit's 1024 of many systems.
+        _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
         server = ConsoleProxyServer(listen_host=options["bind"], listen_port=options["port"],
                                     watchdog_interval=options["watchdog_interval"])
 
