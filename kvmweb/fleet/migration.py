@@ -17,7 +17,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import close_old_connections, transaction
+from django.db import transaction
 
 from kvmweb import hypervisor as hv
 from kvmweb.access.permissions import Actor, require_login, require_migrate
@@ -219,7 +219,6 @@ def vm_migrate_run(ctx: JobContext) -> dict[str, Any]:
     else:
         summary = _offline(ctx, dom, dest_conn, dest)
     ctx.keep()
-    close_old_connections()
     _record_moved(vm, source, dest)
     seconds = time.monotonic() - started
     ctx.progress(100, f"{vm.name} runs on {dest.name} now ({summary}; {seconds:.1f} s in all)."
