@@ -237,7 +237,8 @@ def _live(ctx: JobContext, dom: hv.Domain, src_conn: hv.Connection, dest_conn: h
     if volumes:
         ctx.log(f"Made {len(volumes)} empty disk(s) on {dest.name} to copy into: {', '.join(p['paths'])}.")
     migration = hv.LiveMigration(dom, dest_conn, address=p["address"], copy_storage=p["copy_storage"],
-                                 disks=tuple(p["disks"]), unsafe=settings.KVMWEB_MIGRATION_UNSAFE and not volumes)
+                                 disks=tuple(p["disks"]), unsafe=settings.KVMWEB_MIGRATION_UNSAFE and not volumes,
+                                 bandwidth_mib=settings.KVMWEB_MIGRATION_BANDWIDTH_MIB)
     ctx.progress(3, f"libvirt's migration job started: {dom.name} → {dest.name} (tcp://{p['address']}); it keeps "
                     "running here until the switch-over.")
     migration.start()

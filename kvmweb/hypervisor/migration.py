@@ -64,8 +64,9 @@ def migration_address(uri: str) -> str:
         return ""
 
 
-def migration_params(address: str, *, disks: tuple[str, ...] = ()) -> dict[str, Any]:
-    """``virDomainMigrate3``'s parameters: where the destination listens, and which disks are copied."""
+def migration_params(address: str, *, disks: tuple[str, ...] = (), bandwidth_mib: int = 0) -> dict[str, Any]:
+    """``virDomainMigrate3``'s parameters: where the destination listens, which disks are copied, and the most
+    MiB/s it may send (``virsh migrate --bandwidth``; 0: no limit)."""
     if not address:
         raise InvalidRequest("The destination has no migration address.")
     host = f"[{address}]" if ":" in address else address
@@ -73,6 +74,8 @@ def migration_params(address: str, *, disks: tuple[str, ...] = ()) -> dict[str, 
                               libvirt.VIR_MIGRATE_PARAM_LISTEN_ADDRESS: address}
     if disks:
         params[libvirt.VIR_MIGRATE_PARAM_MIGRATE_DISKS] = list(disks)
+    if bandwidth_mib > 0:
+        params[libvirt.VIR_MIGRATE_PARAM_BANDWIDTH] = bandwidth_mib
     return params
 
 
@@ -133,11 +136,11 @@ class LiveMigration:
     same connection concurrently (libvirt allows job queries and abort while a migration job runs)."""
 
     def __init__(self, dom: Domain, dest: Connection, *, address: str, copy_storage: bool,
-                 disks: tuple[str, ...] = (), unsafe: bool = False) -> None:
+                 disks: tuple[str, ...] = (), unsafe: bool = False, bandwidth_mib: int = 0) -> None:
         self.dom = dom
         self.dest = dest
         self.flags = migration_flags(copy_storage=copy_storage, unsafe=unsafe)
-        self.params = migration_params(address, disks=disks if copy_storage else ())
+        self.params = migration_params(address, disks=disks if copy_storage else (), bandwidth_mib=bandwidth_mib)
         self._thread = threading.Thread(target=self._run, name=f"migrate-{dom.name}", daemon=True)
         self._error: BaseException | None = None
         self._done = threading.Event()
