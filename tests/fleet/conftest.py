@@ -10,6 +10,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from tests.jobs.conftest import eager  # noqa: F401
+from tests.provisioning.conftest import open_testdrv, testdrv_volumes  # noqa: F401
 
 SMALL_HOST = """<node>
   <cpu><mhz>2000</mhz><model>i686</model><active>2</active><nodes>1</nodes><sockets>1</sockets><cores>2</cores>
