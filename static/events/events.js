@@ -125,8 +125,9 @@
     const gone = ev.event === "undefined" || ev.state === "undefined";
     const label = gone ? "deleted" : (ev.label || LABELS[ev.state] || ev.state);
     const slug = gone ? "undefined" : ev.state;
-    // "shared"/"unshared": who may do what changed — the header's actions and every part are read again
-    const access = ev.event === "shared" || ev.event === "unshared";
+    // "shared"/"unshared": who may do what changed; "migrated": the VM is on another host now — the header and
+    // every part are read again
+    const access = ev.event === "shared" || ev.event === "unshared" || ev.event === "migrated";
     const page = vmPage(ev.uuid);
     if (page) {
       const head = document.getElementById("vm-head");
