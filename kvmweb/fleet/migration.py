@@ -91,6 +91,10 @@ def migration_plan(*, vm: VirtualMachine, dom: hv.Domain, dest: Host | None, cop
                             code="vm_state")
     if not live and running:
         raise ConflictError(f"{vm.name} runs: move it live, or shut it off first.", code="vm_state")
+    snapshots = hv.snapshot_list(dom)
+    if snapshots:
+        raise ConflictError(f"{vm.name} has {len(snapshots)} snapshot(s): libvirt does not move them. Delete them "
+                            "first (or back the VM up).", code="has_snapshots")
     doc = dom.definition()
     need = Need(memory_kib=doc.current_memory_kib or doc.memory_kib, vcpus=doc.vcpus or 1)
     placed = ""
