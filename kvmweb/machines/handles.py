@@ -4,7 +4,7 @@ plain data."""
 from __future__ import annotations
 
 from kvmweb import hypervisor as hv
-from kvmweb.core.errors import NotFoundError
+from kvmweb.core.errors import ConflictError, NotFoundError
 from kvmweb.hosts.services import host_connection
 
 from kvmweb.jobs.models import Job
@@ -22,12 +22,17 @@ def vm_moving(uuid: str) -> bool:
 
 def vm_handle(vm: VirtualMachine) -> hv.Domain:
     """The domain of a record (no permission check: callers checked who asks). A domain deleted outside the portal
-    is a NotFoundError. A record that moved to another host meanwhile (a migration) is followed there."""
+    is a NotFoundError. A record that moved to another host meanwhile (a migration) is followed there; while a move
+    runs and the domain is on neither host's list for a moment, the answer is a ConflictError ("moving"), never a
+    NotFoundError that would make pages drop the VM."""
     try:
         return hv.domain_lookup(host_connection(vm.host), str(vm.uuid))
     except hv.DomainNotFound:
         moved = VirtualMachine.objects.select_related("host").filter(pk=vm.pk).exclude(host_id=vm.host_id).first()
-        if moved is None:
-            raise NotFoundError(f"The virtual machine {vm.name} no longer exists on {vm.host}.") from None
-        vm.host = moved.host
-        return vm_handle(vm)
+        if moved is not None:
+            vm.host = moved.host
+            return vm_handle(vm)
+        if vm_moving(str(vm.uuid)):
+            raise ConflictError(f"{vm.name} is moving to another host: try again in a moment.",
+                                code="migrating") from None
+        raise NotFoundError(f"The virtual machine {vm.name} no longer exists on {vm.host}.") from None

@@ -37,9 +37,6 @@ def vm_domain(vm: VirtualMachine) -> hv.Domain:
     try:
         return vm_handle(vm)
     except NotFoundError:
-        if vm_moving(str(vm.uuid)):
-            raise ConflictError(f"{vm.name} is moving to another host: try again in a moment.",
-                                code="migrating") from None
         VirtualMachine.objects.filter(pk=vm.pk).delete()
         raise
 

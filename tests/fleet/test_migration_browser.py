@@ -37,3 +37,28 @@ def test_the_vm_page_follows_a_live_migration(portal, page, staff, owner, two_ho
     assert page.evaluate("() => window.kvmwebMoveMarker") == 1, "the page was reloaded"
     assert page.locator("#vm-state").inner_text().strip().lower() == "running"
     screenshot(page, "vm-migrated")
+
+
+def test_staff_move_a_vm_from_its_page(portal, page, staff, owner, two_hosts, cleanup_domains,  # type: ignore[no-untyped-def]
+                                       celery_worker_proc) -> None:
+    local, second = two_hosts
+    doc = memtest_spec(memory_kib=64 * 1024)
+    cleanup_domains.append(doc.name)
+    vm = vm_define(actor=owner, host=local, doc=doc)
+    vm_start(actor=owner, vm=vm)
+    login(page, portal, "root-admin", "admin-pass-123")
+    page.goto(f"{portal.url}/vms/{vm.uuid}/")
+    form = page.locator("#vm-move-form")
+    form.wait_for()
+    options = form.locator("select[name=host] option").all_inner_texts()
+    assert options == ["any host (placement chooses)", "second"]
+    form.locator("select[name=host]").select_option(label="second")
+    form.locator("button[type=submit]").click()  # the job runs in the Celery worker; the page follows it
+    page.wait_for_function("() => document.querySelector('#vm-move [data-job-state]')?.textContent === 'succeeded'",
+                           timeout=90_000)
+    page.wait_for_function("() => document.querySelector('#vm-move [data-vm-host]')?.textContent === 'second'",
+                           timeout=60_000)
+    assert page.locator("#vm-move progress").get_attribute("value") == "100"
+    vm.refresh_from_db()
+    assert vm.host == second
+    screenshot(page, "vm-move-form")
