@@ -13,12 +13,12 @@ import time
 from typing import Any
 
 import pytest
+from django.db import connections
 
 from kvmweb import hypervisor as hv
 from kvmweb.fleet.maintenance import host_evacuate, host_maintenance_set
 from kvmweb.fleet.migration import KIND, vm_migrate
 from kvmweb.jobs.models import Job
-from kvmweb.jobs.runner import execute_child
 from kvmweb.jobs.services import job_cancel
 from kvmweb.machines.models import VirtualMachine
 from kvmweb.machines.services import vm_define, vm_start
@@ -119,19 +119,31 @@ def test_live_with_the_disk_copied(two_hosts, own_disks, second_host, staff, own
 
 
 def test_cancel_leaves_it_running_where_it_was(transactional_db, two_hosts, staff, owner, cleanup_domains,  # type: ignore[no-untyped-def]
-                                               settings) -> None:  # type: ignore[no-untyped-def]
+                                               settings, eager) -> None:
     local, second = two_hosts
     settings.KVMWEB_MIGRATION_BANDWIDTH_MIB = 1  # 64 MiB at 1 MiB/s: a minute, time enough to cancel
     vm = _running_vm(owner, local, cleanup_domains)
-    job = vm_migrate(actor=staff, vm=vm, dest_host=second)  # queued (no worker listens): run here, in a thread
-    runner = threading.Thread(target=execute_child, args=(KIND, job.pk), kwargs={"worker": "test"})
+    # the job runs in this process (eager), in a thread, while this thread cancels it
+    def move() -> None:
+        try:
+            vm_migrate(actor=staff, vm=vm, dest_host=second)
+        finally:
+            connections.close_all()  # this thread's database connection
+
+    runner = threading.Thread(target=move)
     runner.start()
     deadline = time.monotonic() + 60
-    while "migration job started" not in _lines(job) and time.monotonic() < deadline:
+    job = None
+    while time.monotonic() < deadline:
+        job = Job.objects.filter(kind=KIND, target=str(vm.uuid)).first()
+        if job is not None and "migration job started" in _lines(job):
+            break
         time.sleep(0.2)
-    assert "migration job started" in _lines(job), _lines(job)
+    assert job is not None and "migration job started" in _lines(job), job and _lines(job)
     time.sleep(1)
-    job_cancel(actor=staff, job=Job.objects.get(pk=job.pk))
+    job.refresh_from_db()
+    assert job.state == "running", (job.error, _lines(job))
+    job_cancel(actor=staff, job=job)
     runner.join(120)
     job.refresh_from_db()
     assert job.state == "cancelled", (job.error, _lines(job))
