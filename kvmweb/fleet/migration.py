@@ -215,6 +215,8 @@ def vm_migrate_run(ctx: JobContext) -> dict[str, Any]:
     src_conn, dest_conn = host_connection(source), host_connection(dest)
     dom = hv.domain_lookup(src_conn, p["uuid"])
     for path in p["paths"]:
+        if hv.volume_by_path(dest_conn, path) is not None:  # checked when queued; a file that came since is not ours
+            raise ConflictError(f"{dest.name} has a file {path} now: it is not overwritten.")
         ctx.undo("fleet.delete_copy", f"delete the copy of {path} on {dest.name}", uri=dest.uri, uuid=p["uuid"],
                  path=path)
     started = time.monotonic()
