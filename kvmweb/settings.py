@@ -104,6 +104,7 @@ INSTALLED_APPS = [
     "kvmweb.networks",
     "kvmweb.console",
     "kvmweb.protection",
+    "kvmweb.fleet",
     "kvmweb.provisioning",
     "kvmweb.dashboard",
 ]
@@ -273,6 +274,21 @@ KVMWEB_DEFAULT_POOL = os.environ.get("KVMWEB_DEFAULT_POOL", "default")
 KVMWEB_DEFAULT_POOL_DIR = os.environ.get("KVMWEB_DEFAULT_POOL_DIR", "/var/lib/libvirt/images")
 KVMWEB_DEFAULT_POOL_OPEN = env_bool("KVMWEB_DEFAULT_POOL_OPEN", True)
 # "Shut down" with a deadline: seconds the guest gets to power off after the ACPI request before it is forced off.
+# Many hosts (kvmweb.fleet, docs/migration.md): placement counts the vCPUs and memory of a host's active guests
+# against its CPUs x KVMWEB_CPU_OVERCOMMIT and memory x KVMWEB_MEMORY_OVERCOMMIT. Owners and managers may move
+# their VMs between hosts when KVMWEB_MIGRATION_BY_OWNERS=1 (else staff only). A host's migration address is the
+# host part of its URI, or KVMWEB_MIGRATION_ADDRESSES ("hostname=address,..." by the portal's host name; needed
+# for a local URI such as qemu:///system). KVMWEB_MIGRATION_UNSAFE=1 passes VIR_MIGRATE_UNSAFE when disks stay
+# where they are (a folder both hosts see that libvirt does not know as shared: tests on one machine).
+# KVMWEB_MIGRATION_BANDWIDTH_MIB caps a live migration's MiB/s (virsh migrate --bandwidth; 0: no cap).
+KVMWEB_CPU_OVERCOMMIT = float(os.environ.get("KVMWEB_CPU_OVERCOMMIT", "4.0"))
+KVMWEB_MEMORY_OVERCOMMIT = float(os.environ.get("KVMWEB_MEMORY_OVERCOMMIT", "1.0"))
+KVMWEB_MIGRATION_BY_OWNERS = env_bool("KVMWEB_MIGRATION_BY_OWNERS", False)
+KVMWEB_MIGRATION_ADDRESSES = dict(item.split("=", 1) for item in env_list("KVMWEB_MIGRATION_ADDRESSES", "")
+                                  if "=" in item)
+KVMWEB_MIGRATION_UNSAFE = env_bool("KVMWEB_MIGRATION_UNSAFE", False)
+KVMWEB_MIGRATION_BANDWIDTH_MIB = int(os.environ.get("KVMWEB_MIGRATION_BANDWIDTH_MIB", "0"))
+
 KVMWEB_SHUTDOWN_TIMEOUT = int(os.environ.get("KVMWEB_SHUTDOWN_TIMEOUT", "120"))
 # Before queueing a job the broker must answer within this many seconds, or the action is refused (503).
 KVMWEB_QUEUE_CHECK_TIMEOUT = float(os.environ.get("KVMWEB_QUEUE_CHECK_TIMEOUT", "1"))

@@ -13,7 +13,7 @@ from kvmweb.provisioning.api import VmCreateApi
 
 # Each app owns its pages (<app>/urls.py) and its API endpoints (<app>/api_urls.py, all under /api/v1/).
 APPS = ["machines", "hosts", "jobs", "storage", "networks", "console", "media", "accounts", "dashboard",
-        "provisioning", "protection"]
+        "provisioning", "protection", "fleet"]
 
 
 class VmCollectionApi(VmCreateApi, VmListApi):
@@ -42,6 +42,7 @@ urlpatterns = [
     path("console/", include("kvmweb.console.urls")),
     path("media-library/", include("kvmweb.media.urls")),
     path("protection/", include("kvmweb.protection.urls")),  # snapshots and backups (sections of a VM's page)
+    path("fleet/", include("kvmweb.fleet.urls")),  # moving VMs between hosts, maintenance (parts of other pages)
     path("activity/", include("kvmweb.machines.activity_urls")),
     # one login for everyone (the lockout and the second factor apply to staff too)
     path("admin/login/", admin_login_view, name="admin-login"),

@@ -199,6 +199,16 @@ def require_vm(actor: Actor | None, vm: OwnedVm, action: VmAction = VmAction.VIE
     return role
 
 
+def require_migrate(actor: Actor | None, vm: OwnedVm, *, by_owners: bool) -> VmRole:
+    """Moving a VM to another host: staff; its owner and managers too where the site allows it (``by_owners``:
+    ``settings.KVMWEB_MIGRATION_BY_OWNERS``). 404 for a VM ``actor`` may not see, 403 for a role too low."""
+    role = require_vm(actor, vm, VmAction.VIEW)
+    if role == VmRole.STAFF or (by_owners and role >= VmRole.MANAGER):
+        return role
+    raise PermissionDeniedError("Only staff move virtual machines to another host."
+                                + (" Its owner and managers may too." if by_owners else ""))
+
+
 def backup_role(actor: Actor | None, *, vm: OwnedVm | None, owner_id: int | None) -> VmRole:
     """``actor``'s role on a backup: their role on its VM while the VM exists; once it is gone, the owner the backup
     names (``OWNER``) and staff (``STAFF``), nobody else."""

@@ -88,6 +88,19 @@ from .guest import (
 from .host import (
     HostDetails, HostFacts, NumaCell, host_details, host_facts, host_hypervisor_version, host_video_models,
 )
+from .migration import (
+    HostCapacity,
+    LiveMigration,
+    MigrationStats,
+    domain_migrate_offline,
+    domain_migration_stats,
+    host_capacity,
+    migration_address,
+    migration_flags,
+    pool_for_path,
+    volume_copy,
+    volume_prepare,
+)
 from .names import NAME_RULE, validate_name
 from .networks import (
     FORWARD_MODES,
@@ -173,6 +186,9 @@ __all__ = [
     "RUNNING_WITHOUT_MEMORY", "SNAPSHOT_DESCRIPTION_MAX", "SnapshotInfo", "SnapshotNode", "SnapshotSpec",
     "arrange_tree", "descendants", "snapshot_create", "snapshot_delete", "snapshot_disks", "snapshot_exists",
     "snapshot_get", "snapshot_list", "snapshot_refusal", "snapshot_revert",
+    # moving domains between hosts, and what a host has room for
+    "HostCapacity", "LiveMigration", "MigrationStats", "domain_migrate_offline", "domain_migration_stats",
+    "host_capacity", "migration_address", "migration_flags", "pool_for_path", "volume_copy", "volume_prepare",
     # hosts
     "HostDetails", "HostFacts", "NumaCell", "host_details", "host_facts", "host_hypervisor_version", "host_video_models", "host_address_users",
     "host_interface_names",

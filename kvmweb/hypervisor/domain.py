@@ -525,9 +525,14 @@ class Domain:
         xml = spec.to_xml()
         self._run(lambda d: d.backupBegin(xml, None, BACKUP_BEGIN_FLAGS))
 
+    def job_stats(self, flags: int = 0) -> dict[str, Any]:
+        """libvirt's typed statistics of the domain's job (``virsh domjobinfo [--completed]``), as they come."""
+        stats: dict[str, Any] = self._run(lambda d: d.jobStats(flags))
+        return stats
+
     def job(self) -> DomainJob | None:
         """The domain's running job (``virsh domjobinfo``): bytes processed of the total; None when none runs."""
-        return parse_job_stats(self._run(lambda d: d.jobStats(0)))
+        return parse_job_stats(self.job_stats())
 
     def job_completed(self) -> DomainJob | None:
         """How the domain's last job ended (``virsh domjobinfo --completed``); None when libvirt kept no record."""

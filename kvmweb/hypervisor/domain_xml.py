@@ -454,6 +454,7 @@ class DomainDocument(XmlNode):
     initrd = Text("os/initrd")
     cmdline = Text("os/cmdline")
     sysinfo_uuid = Text("sysinfo[@type='smbios']/system/entry[@name='uuid']")
+    cpu_mode = Attr("cpu", "mode")  # host-passthrough, host-model, custom, maximum (None: the default model)
 
     SCHEMA_ORDER: ClassVar[tuple[str, ...]] = ("name", "uuid", "title", "description", "metadata", "memory",
                                               "currentMemory", "vcpu", "os", "features")

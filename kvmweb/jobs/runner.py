@@ -31,7 +31,7 @@ from .models import Job
 from .registry import task_name, undo_record, undo_step
 from .services import readable
 
-__all__ = ["JOB_TASKS", "JobCancelled", "JobContext", "execute", "job_task", "readable", "undo_record", "undo_step"]
+__all__ = ["JOB_TASKS", "JobCancelled", "JobContext", "execute", "execute_child", "job_task", "readable", "undo_record", "undo_step"]
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +97,7 @@ def job_task(kind: str) -> Callable[[Callable[[JobContext], dict[str, Any] | Non
             execute(fn, job)
 
         task.job_kind = kind
+        task.job_body = fn
         JOB_TASKS[kind] = task
         return task
 
@@ -109,6 +110,17 @@ def _redelivered(job_id: int) -> None:
     if Job.objects.filter(pk=job_id, state=Job.State.RUNNING).exists():
         services.run_cleanup(job_id)
         services.job_fail(job_id=job_id, error="The worker process running this job died; it was stopped and undone.")
+
+
+def execute_child(kind: str, job_id: int, *, worker: str) -> Job | None:
+    """Run a job recorded with ``job_create(send=False)`` here and now, inside a parent job's task (children of
+    one parent run one after another; each has its own log, progress, cancel and undo). Returns it finished."""
+    job = services.job_start(job_id=job_id, worker=worker)
+    if job is None:
+        return Job.objects.filter(pk=job_id).first()
+    fn = JOB_TASKS[kind].job_body
+    execute(fn, job)
+    return Job.objects.get(pk=job_id)
 
 
 def execute(fn: Callable[[JobContext], dict[str, Any] | None], job: Job) -> None:

@@ -74,13 +74,14 @@ def job_queue_check() -> None:
 def job_create(
     *, actor: Actor | None, kind: str, title: str, target_type: str = "", target: str = "",
     host: Host | None = None, params: dict[str, Any] | None = None, cancellable: bool = True,
-    cleanup: list[dict[str, Any]] | None = None, queue: str | None = None,
+    cleanup: list[dict[str, Any]] | None = None, queue: str | None = None, send: bool = True,
 ) -> Job:
     """Record a queued job and send its task (found by ``kind`` in Celery's registry, see ``registry.task_name``)
     when the transaction commits; ``queue`` overrides the default queue. Refused first (503, nothing written) when
     the queue does not answer (:func:`job_queue_check`).
 
     ``cleanup`` may pre-record undo steps for work the caller already did in this transaction (see runner).
+    ``send=False`` records the job without sending a task: a parent job runs it itself (``runner.execute_child``).
     """
     job_queue_check()
     user = actor if actor is not None and getattr(actor, "is_authenticated", False) else None
@@ -90,7 +91,7 @@ def job_create(
     )
     JobLogLine.objects.create(job=job, message=f"Queued by {user.get_username() if user else 'the system'}.")
 
-    def send() -> None:
+    def send_task() -> None:
         if task_name(kind) not in current_app.tasks:
             load_app_modules()  # a web process has not imported the app's tasks module that registers it
         task = current_app.tasks.get(task_name(kind))
@@ -105,7 +106,8 @@ def job_create(
             return
         Job.objects.filter(pk=job.pk, task_id="").update(task_id=result.id or "")
 
-    transaction.on_commit(send)
+    if send:
+        transaction.on_commit(send_task)
     return job
 
 

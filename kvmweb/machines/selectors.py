@@ -25,7 +25,7 @@ from kvmweb.access.permissions import (
     vm_records_provider, vm_uuids_visible, vm_visible_q,
 )
 from kvmweb.accounts.selectors import Usage, usage_provider
-from kvmweb.core.errors import NotFoundError, ValidationError
+from kvmweb.core.errors import ConflictError, NotFoundError, ValidationError
 from kvmweb.audit.models import AuditEntry
 from kvmweb.hosts.models import Host
 from kvmweb.jobs.models import Job
@@ -33,7 +33,7 @@ from kvmweb.hosts.selectors import host_queryset
 from kvmweb.monitoring.selectors import latest_for
 from kvmweb.hosts.services import host_connection
 
-from .handles import vm_handle
+from .handles import vm_handle, vm_moving
 from .models import VirtualMachine, VmShare
 
 log = logging.getLogger(__name__)
@@ -340,9 +340,16 @@ def vm_detail(*, actor: Actor, uuid: str | uuid_mod.UUID) -> VmDetail:
     record = _record(uuid)
     role = require_vm(actor, record, VmAction.VIEW)
     dom = vm_handle(record)
-    xml = dom.xml()
+    try:
+        xml = dom.xml()
+        info = dom.info()
+    except hv.DomainNotFound:
+        if vm_moving(str(record.uuid)):  # gone from the source between the lookup and the reads: not deleted
+            raise ConflictError(f"{record.name} is moving to another host: try again in a moment.",
+                                code="migrating") from None
+        raise
     doc = hv.DomainDocument.from_xml(xml)
-    return VmDetail(record=record, info=dom.info(), disks=tuple(d.info() for d in doc.disks),
+    return VmDetail(record=record, info=info, disks=tuple(d.info() for d in doc.disks),
                     vnc=doc.vnc_display(), has_serial_console=doc.has_serial_console, xml=xml, role=role)
 
 

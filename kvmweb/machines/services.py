@@ -25,7 +25,7 @@ from kvmweb.hosts.services import host_connection
 from kvmweb.jobs.registry import undo_step
 from kvmweb.monitoring.services import vm_history_delete
 
-from .handles import vm_handle
+from .handles import vm_handle, vm_moving
 from .models import VirtualMachine, VmShare
 from .selectors import RecordsDrift, vm_audience, vm_get
 
@@ -404,7 +404,7 @@ def vm_records_sync(drifts: Iterable[RecordsDrift]) -> None:
                 ignore_conflicts=True)
         if drift.stale:
             conn = host_connection(drift.host)
-            gone = [uuid_mod.UUID(u) for u in drift.stale if not _domain_exists(conn, u)]
+            gone = [uuid_mod.UUID(u) for u in drift.stale if not _domain_exists(conn, u) and not vm_moving(u)]
             if gone:
                 VirtualMachine.objects.filter(host=drift.host, uuid__in=gone).delete()
         for uuid, name in drift.renamed:

@@ -20,8 +20,9 @@ class VmCreateSerializer(serializers.Serializer[dict[str, Any]]):
     """Field by field what ``virt-install`` takes (see README, "Creating VMs")."""
 
     name = serializers.CharField(allow_blank=True, max_length=200, help_text="--name")
-    host = serializers.IntegerField(required=False, allow_null=True,
-                                    help_text="host id (--connect); default: the template's or image's host")
+    host = serializers.CharField(required=False, allow_null=True, max_length=20, help_text=(
+        'host id (--connect), or "any": placement chooses (also when omitted and there are several hosts); '
+        "default: the template's or image's host"))
     vcpus = serializers.IntegerField(required=False, allow_null=True,
                                      help_text="--vcpus (default: the flavor's, else 1)")
     memory = serializers.CharField(required=False, allow_blank=True, max_length=32,

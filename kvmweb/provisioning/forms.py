@@ -38,7 +38,8 @@ def host_choices_for(host: Host | None, actor: Any) -> dict[str, list[tuple[str,
 def _host_pool_network(form: forms.Form, actor: Any, host: Host | None, *,
                        no_network: str) -> dict[str, list[tuple[str, str]]]:
     """Fill the host, storage pool and network selects both create forms share; the choices, for the rest."""
-    form.fields["host"].choices = [(str(h.pk), h.name) for h in host_queryset()]
+    hosts = [(str(h.pk), h.name + (" (in maintenance)" if h.maintenance else "")) for h in host_queryset()]
+    form.fields["host"].choices = ([("any", "any host (placement chooses)")] if len(hosts) > 1 else []) + hosts
     if host is not None:
         form.fields["host"].initial = str(host.pk)
     choices = host_choices_for(host, actor)

@@ -27,6 +27,7 @@ from kvmweb.access.permissions import Actor, VmAction, require_login
 from kvmweb.accounts.selectors import quota_reservation
 from kvmweb.accounts.services import check_quota, quota_held
 from kvmweb.core.errors import ConflictError, FieldErrors, NotFoundError, ValidationError
+from kvmweb.fleet.placement import Need, place
 from kvmweb.hosts.models import Host
 from kvmweb.hosts.selectors import host_queryset
 from kvmweb.hosts.services import host_connection
@@ -49,6 +50,8 @@ from .fields import flag_field, int_field, size_field
 from .models import Flavor, Template
 from .osinfo import GENERIC, OsVariant, os_variant
 from .selectors import flavor_get, template_get
+
+ANY_HOST = "any"  # the host field's value that lets placement choose
 
 MiB = hv.MiB
 MIN_MEMORY_MIB = 16
@@ -109,6 +112,7 @@ class CreateRequest:
     seed: SeedPlan | None = None
     kernel_boot: KernelBoot | None = None
     source: str = ""  # "template NAME" / "image NAME" for the job's log; "" for an install medium
+    placement: str = ""  # why placement chose the host ("any host"), for the job's log
 
     @property
     def from_image(self) -> bool:
@@ -301,7 +305,12 @@ def vm_create_validate(
         disk_format = "qcow2"
     if vcpus in (None, ""):
         vcpus = 1
-    # host
+    # host: "any" (or none named while there are several) → placement (kvmweb.fleet)
+    placed = ""
+    if source is None and (host == ANY_HOST or (host in (None, "") and host_queryset().count() > 1)):
+        host, placed = _placed_host(actor, memory=memory, vcpus=vcpus, disk_pool=disk_pool, network=network,
+                                    iso=iso, os_variant_id=os_variant_id, errors=errors)
+        errors.raise_if_any()
     host_obj: Host | None = None
     if isinstance(host, Host):
         host_obj = host if host.enabled else None
@@ -312,6 +321,9 @@ def vm_create_validate(
         errors.add("host", "choose one of the portal's hosts")
         errors.raise_if_any()
     assert host_obj is not None
+    if host_obj.maintenance:
+        errors.add("host", f"{host_obj} is in maintenance: it gets no new VMs; choose another host, or any host")
+        errors.raise_if_any()
     conn = host_connection(host_obj)
     facts = hv.host_facts(conn)
     # name
@@ -405,7 +417,32 @@ def vm_create_validate(
     return CreateRequest(host=host_obj, name=vm_name, vcpus=cpu_count, memory_mib=memory_mib, iso_path=iso_path,
                          disk=disk, variant=variant, network=net_name, start=flag_field(start),
                          autostart=flag_field(autostart), machine=platform.machine, video=platform.video, seed=seed,
-                         kernel_boot=kernel_boot, source=source.label if source else "")
+                         kernel_boot=kernel_boot, source=source.label if source else "", placement=placed)
+
+
+def _placed_host(actor: Actor, *, memory: object, vcpus: object, disk_pool: object, network: object, iso: object,
+                 os_variant_id: object, errors: FieldErrors) -> tuple[Host | None, str]:
+    """The host placement picks for what the request asks (sizes, pool, network, install medium — a medium of the
+    library lives on one host, so only that host is a candidate then), and why; None (an error on ``host``) when
+    none fits."""
+    rough = FieldErrors()  # the sizes' own errors are reported once, by the checks that follow
+    variant = os_variant(str(os_variant_id or GENERIC).strip()) or os_variant(GENERIC)
+    assert variant is not None
+    memory_bytes = size_field(memory if memory not in (None, "") else variant.recommended_memory_mib, "memory", "M",
+                              rough) or 0
+    cpus = int_field(vcpus, "vcpus", rough) or 1
+    hosts = list(host_queryset())
+    iso_path = ""
+    if iso not in (None, "", 0, "0") and str(iso).isdigit():
+        medium = iso_queryset(actor).filter(pk=int(str(iso)), complete=True).select_related("host").first()
+        if medium is not None:
+            hosts, iso_path = [medium.host], medium.path
+    need = Need(memory_kib=memory_bytes // 1024, vcpus=cpus, pool=str(disk_pool or "").strip(),
+                network=str(network or "").strip(), iso=iso_path)
+    placement = place(need=need, hosts=hosts)
+    if placement.host is None:
+        errors.add("host", placement.reason)
+    return placement.host, placement.reason
 
 
 def _image_on_host(image: IsoImage, errors: FieldErrors) -> HostFile | None:
@@ -498,6 +535,7 @@ def vm_create(*, actor: Actor, **fields: Any) -> CreateResult:
         "disk": vars(req.disk) if req.disk else None, "source": req.source,
         "seed": vars(req.seed) if req.seed else None,
         "quota": quota_reservation(disk_bytes=disk_bytes),  # the disk counts from here; the VM once defined
+        "placement": req.placement,
     }
     # Checked again under the quota lock, with the definition: requests racing each other cannot both pass.
     with quota_held(actor, vms=1, vcpus=req.vcpus, memory_mib=req.memory_mib, disk_bytes=disk_bytes,
@@ -523,6 +561,8 @@ def vm_create_run(ctx: JobContext) -> dict[str, Any]:
     vm_recheck(actor_id=ctx.job.actor_id, uuid=p["uuid"], action=VmAction.MANAGE, what="set up")
     host = Host.objects.get(pk=p["host_id"])
     conn = host_connection(host)
+    if p.get("placement"):
+        ctx.log(p["placement"])
     ctx.progress(5, f"Creating {p['name']} on {host}" + (f" from the {p['source']}." if p.get("source") else "."))
     dom = hv.domain_lookup(conn, p["uuid"])
     result: dict[str, Any] = {"uuid": p["uuid"]}

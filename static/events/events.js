@@ -58,8 +58,9 @@
       const html = await fetch(part.dataset.partUrl, {
         credentials: "same-origin", headers: { "HX-Request": "true" },
       }).then((r) => {
-        // 404: the reader may no longer see this VM (a share removed) — the page turns off like a deleted VM's
-        if (r.status === 404) { vmDeleted(page, "vm-lost"); return null; }
+        // 404: the reader may no longer see this VM (a share removed) — the page turns off like a deleted VM's,
+        // once the header says so too (a part read in the instant a VM moves to another host may miss it)
+        if (r.status === 404) { confirmLost(page); return null; }
         return r.ok ? r.text() : null;
       }).catch(() => null);
       if (html === null || partSeq.get(part) !== seq || page.dataset.deleted || (!force && busy(part))) return;
@@ -105,6 +106,13 @@
     refreshPart(page.querySelector("#vm-head-box"), true, swapHeader);
   }
 
+  async function confirmLost(page) {
+    const head = document.getElementById("vm-head-box");
+    const url = head && head.dataset.partUrl;
+    const r = url ? await fetch(url, { credentials: "same-origin", headers: { "HX-Request": "true" } })
+      .catch(() => null) : null;
+    if (!r || r.status === 404) vmDeleted(page, "vm-lost");
+  }
   function vmDeleted(page, bannerId) {
     if (page.dataset.deleted) return;
     page.dataset.deleted = "1";
@@ -125,8 +133,9 @@
     const gone = ev.event === "undefined" || ev.state === "undefined";
     const label = gone ? "deleted" : (ev.label || LABELS[ev.state] || ev.state);
     const slug = gone ? "undefined" : ev.state;
-    // "shared"/"unshared": who may do what changed — the header's actions and every part are read again
-    const access = ev.event === "shared" || ev.event === "unshared";
+    // "shared"/"unshared": who may do what changed; "migrated": the VM is on another host now — the header and
+    // every part are read again
+    const access = ev.event === "shared" || ev.event === "unshared" || ev.event === "migrated";
     const page = vmPage(ev.uuid);
     if (page) {
       const head = document.getElementById("vm-head");

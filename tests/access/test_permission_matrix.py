@@ -20,7 +20,7 @@ pytestmark = pytest.mark.django_db
 # URLs anyone may open.
 PUBLIC = {"login", "logout", "favicon"}  # favicon only redirects to its static file
 # URLs only staff may use (pages redirect others to the admin login or answer 403; the API answers 403).
-STAFF_ONLY_PREFIXES = ("hosts:", "api:host-", "admin:", "metrics", "api:backup-retention")
+STAFF_ONLY_PREFIXES = ("hosts:", "api:host-", "fleet:host-", "admin:", "metrics", "api:backup-retention")
 # Django's admin is guarded by Django itself; its index is checked, its hundreds of model URLs are not walked.
 SKIP_NAMESPACES = ("admin",)
 

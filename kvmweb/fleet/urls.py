@@ -1,0 +1,5 @@
+"""Pages of the fleet app (under /fleet/)."""
+from .views import urls
+
+app_name = "fleet"
+urlpatterns = urls
