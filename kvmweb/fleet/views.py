@@ -64,7 +64,7 @@ def vm_move_post_view(request: HttpRequest, uuid: str) -> HttpResponse:
 
 
 def _host_page(host: Host) -> str:
-    return reverse("hosts:list") + f"#host-{host.pk}"
+    return reverse("hosts:detail", kwargs={"pk": host.pk}) + f"#host-fleet-{host.pk}"
 
 
 @staff_member_required
