@@ -7,7 +7,7 @@ MYPY_STRICT = kvmweb/hypervisor kvmweb/access/permissions.py kvmweb/core/views.p
 	kvmweb/accounts/tokens.py kvmweb/accounts/sshkeys.py kvmweb/accounts/twofactor.py kvmweb/accounts/lockout.py \
 	kvmweb/monitoring/store.py kvmweb/monitoring/rates.py kvmweb/monitoring/collector.py kvmweb/monitoring/selectors.py \
 	kvmweb/monitoring/services.py kvmweb/protection/snapshots.py kvmweb/protection/selectors.py kvmweb/protection/tasks.py \
-	kvmweb/protection/backups.py
+	kvmweb/protection/backups.py kvmweb/hosts/follow.py kvmweb/jobs/workers.py
 
 run:  ## set up and start the portal (daphne + Celery) on http://127.0.0.1:8000/
 	scripts/run.sh
