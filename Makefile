@@ -9,7 +9,8 @@ MYPY_STRICT = kvmweb/hypervisor kvmweb/access/permissions.py kvmweb/core/views.p
 	kvmweb/monitoring/services.py kvmweb/protection/snapshots.py kvmweb/protection/selectors.py kvmweb/protection/tasks.py \
 	kvmweb/protection/backups.py kvmweb/hosts/identity.py kvmweb/hosts/services.py kvmweb/hosts/selectors.py kvmweb/core/asgi.py \
 	kvmweb/fleet/placement.py kvmweb/fleet/migration.py kvmweb/fleet/maintenance.py \
-	kvmweb/fleet/selectors.py kvmweb/fleet/tasks.py
+	kvmweb/fleet/selectors.py kvmweb/fleet/tasks.py \
+	kvmweb/hosts/follow.py kvmweb/jobs/workers.py
 
 run:  ## set up and start the portal (uvicorn + Celery) on http://127.0.0.1:8000/
 	scripts/run.sh

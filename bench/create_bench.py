@@ -186,8 +186,8 @@ def main() -> None:
     port = int(os.environ.get("KVMWEB_BENCH_PORT", "18765"))
     py = sys.executable
     procs = {
-        "worker": start([py, "-m", "celery", "-A", "kvmweb", "worker", "--pool=solo", "-Q",
-                         os.environ["KVMWEB_CELERY_QUEUE"], "-n", f"bench-{os.getpid()}@%h"], "worker"),
+        "worker": start([py, "manage.py", "workers", "--pool=solo", "--concurrency=1", "--host-concurrency=1",
+                         "--rescan=1", "--name", f"bench-{os.getpid()}"], "worker"),  # the host's queue too
         "daphne": start([py, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "kvmweb.asgi:application"], "daphne"),
         "listener": start([py, "manage.py", "event_listener", "--rescan", "1"], "listener"),
     }

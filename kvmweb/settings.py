@@ -146,6 +146,8 @@ DATABASES = {"default": _database(os.environ.get("KVMWEB_DATABASE_URL", "sqlite:
 if TESTING and DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # A file, not memory: the servers a test starts (daphne, Celery) must see the test database.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.environ['KVMWEB_TEST_RUN']}.sqlite3")}
+elif TESTING:  # PostgreSQL: a test database of this run's own, so that parallel runs never share one
+    DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{os.environ['KVMWEB_TEST_RUN']}"}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 if TESTING:  # Django's advice for test speed: the tests make thousands of users (production keeps PBKDF2)
@@ -224,6 +226,10 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env_bool("KVMWEB_CELERY_EAGER", False)
+# `manage.py workers` (kvmweb.jobs.workers): jobs at a time of the default queue's worker and of each host's worker
+# (a job that concerns a host goes to that host's own queue, KVMWEB_CELERY_QUEUE + ".host-<id>").
+KVMWEB_WORKER_CONCURRENCY = int(os.environ.get("KVMWEB_WORKER_CONCURRENCY", "2"))
+KVMWEB_HOST_WORKER_CONCURRENCY = int(os.environ.get("KVMWEB_HOST_WORKER_CONCURRENCY", "2"))
 # Periodic work, sent by Celery beat (the worker runs it embedded: `celery worker -B`): every KVMWEB_SWEEP_SECONDS,
 # uploads quiet for KVMWEB_STALE_UPLOAD_SECONDS are failed and their unfinished files removed.
 KVMWEB_SWEEP_SECONDS = int(os.environ.get("KVMWEB_SWEEP_SECONDS", "600"))

@@ -21,8 +21,10 @@ trap cleanup INT TERM EXIT
 # Celery refuses to run as root unless told; on these machines the portal runs as root because libvirt's
 # qemu:///system socket has no polkit here (see README, "Running as root").
 export C_FORCE_ROOT=1
-# -B: the worker also runs Celery beat (periodic work: the sweep of abandoned uploads); only one worker may.
-.venv/bin/celery -A kvmweb worker -B -s var/celerybeat-schedule --loglevel=INFO --concurrency=2 &
+# Celery workers: one for the default queue and one per host queue, following the hosts (docs/deploy.md).
+# --beat: the default queue's worker also runs Celery beat (periodic work: the sweep of abandoned uploads); only one
+# machine may.
+.venv/bin/python manage.py workers --beat var/celerybeat-schedule &
 pids+=($!)
 # The web process: uvicorn (uvloop, httptools) serving kvmweb.asgi (HTTP + websockets); chosen over daphne by
 # bench/asgi_bench.py (docs/benchmarks.md). No lifespan events: the Channels application has none.

@@ -15,7 +15,7 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 PKGS=(libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils libvirt-dev pkg-config iptables
       redis-server python3 python3-venv python3-dev gcc nodejs npm osinfo-db iproute2 dnsmasq-base
       openssh-client)
-TEST_PKGS=(chromium memtest86+ grub-rescue-pc virtinst openssh-server)
+TEST_PKGS=(chromium memtest86+ grub-rescue-pc virtinst openssh-server postgresql)
 want=("${PKGS[@]}")
 (( TEST )) && want+=("${TEST_PKGS[@]}")
 missing=()
@@ -59,6 +59,24 @@ if ! redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping >/dev/null 2>&1; then
   for _ in $(seq 50); do redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
 fi
 
+# -- PostgreSQL (tests only: the second pass of the database tests, see docs/testing.md) ---------------------
+# Debian's cluster listens on localhost and its unix socket only. The test role may create databases (pytest-django
+# makes one per run); its password is no secret: it reaches nothing but this machine's throwaway test databases.
+if (( TEST )); then
+  PG_VERSION=$(ls /etc/postgresql 2>/dev/null | sort -n | tail -1)
+  if [[ -n "$PG_VERSION" ]] && ! pg_lsclusters -h 2>/dev/null | awk '$2=="main" && $4=="online"' | grep -q .; then
+    say "Starting PostgreSQL $PG_VERSION"
+    pg_ctlcluster "$PG_VERSION" main start
+  fi
+  pg() { (cd / && runuser -u postgres -- "$@"); }
+  for _ in $(seq 50); do pg pg_isready -q && break; sleep 0.2; done
+  pg psql -qtAc "SELECT 1 FROM pg_roles WHERE rolname='kvmweb_test'" | grep -q 1 ||
+    pg psql -qc "CREATE ROLE kvmweb_test LOGIN CREATEDB PASSWORD 'kvmweb_test'"
+  # Throwaway data: commits need not wait for the disk (the tests commit and truncate thousands of times).
+  pg psql -qc "ALTER ROLE kvmweb_test SET synchronous_commit = off"
+  pg psql -qtAc "SELECT 1 FROM pg_database WHERE datname='kvmweb_test'" | grep -q 1 || pg createdb -O kvmweb_test kvmweb_test
+fi
+
 # -- Python -------------------------------------------------------------------------------------------------
 PY=${PYTHON:-python3}
 if [[ ! -x .venv/bin/python ]]; then
@@ -66,7 +84,7 @@ if [[ ! -x .venv/bin/python ]]; then
   "$PY" -m venv .venv
 fi
 EXTRAS=""
-(( TEST )) && EXTRAS="[test]"
+(( TEST )) && EXTRAS="[test]"  # includes [postgres]
 stamp=.venv/.installed$EXTRAS
 if [[ ! -f "$stamp" || pyproject.toml -nt "$stamp" ]]; then
   say "Installing Python packages"

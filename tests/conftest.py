@@ -22,6 +22,34 @@ ARTIFACTS = Path(os.environ.get("KVMWEB_TEST_ARTIFACTS", Path(__file__).resolve(
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--update-golden", action="store_true", default=False,
                      help="rewrite the golden files from what the code renders now (review the diff, then commit)")
+    parser.addoption("--db-only", action="store_true", default=False,
+                     help="run only the tests that use the database (the PostgreSQL pass, docs/testing.md)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``--db-only``: deselect the tests that never touch the database (they would run the same on any)."""
+    if not config.getoption("--db-only"):
+        return
+    uses_db = {"db", "transactional_db", "django_db_reset_sequences", "django_db_serialized_rollback"}
+    keep, drop = [], []
+    for item in items:
+        needs = item.get_closest_marker("django_db") or uses_db & set(getattr(item, "fixturenames", ()))
+        (keep if needs else drop).append(item)
+    config.hook.pytest_deselected(items=drop)
+    items[:] = keep
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker) -> Iterator[None]:  # type: ignore[no-untyped-def]
+    """pytest-django's test database, and before it is dropped: PostgreSQL refuses to drop a database while a
+    connection is open, so the connections that threads of the tests opened (listeners, collectors) are closed."""
+    yield
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        with django_db_blocker.unblock(), connection.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                           "WHERE datname = current_database() AND pid <> pg_backend_pid()")
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -46,12 +48,20 @@ def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30.0) -
     raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
 
 
+def database_url(db: dict[str, object]) -> str:
+    """The KVMWEB_DATABASE_URL of a Django database (the test database, once pytest-django made it)."""
+    if str(db["ENGINE"]).endswith("sqlite3"):
+        return f"sqlite://{db['NAME']}"
+    user = ":".join(quote(str(db[key] or ""), safe="") for key in ("USER", "PASSWORD") if db.get(key))
+    return f"postgres://{user + '@' if user else ''}{db['HOST'] or ''}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
 def server_env() -> dict[str, str]:
     """The environment for server subprocesses: the test database, this run's queue, channel prefix and ISO pool."""
     from django.conf import settings
 
     env = dict(os.environ)
-    env["KVMWEB_DATABASE_URL"] = "sqlite://" + str(settings.DATABASES["default"]["NAME"])
+    env["KVMWEB_DATABASE_URL"] = database_url(settings.DATABASES["default"])
     env["KVMWEB_TESTING"] = "1"
     env["KVMWEB_ISO_POOL"], env["KVMWEB_ISO_DIR"] = settings.KVMWEB_ISO_POOL, settings.KVMWEB_ISO_DIR
     env["KVMWEB_IMAGE_POOL"], env["KVMWEB_IMAGE_DIR"] = settings.KVMWEB_IMAGE_POOL, settings.KVMWEB_IMAGE_DIR
@@ -115,25 +125,30 @@ def portal(portal_server: Portal, transactional_db) -> Portal:  # type: ignore[n
 
 @pytest.fixture(scope="session")
 def celery_worker_proc(django_db_setup) -> Iterator[subprocess.Popen[bytes]]:  # type: ignore[no-untyped-def]
-    """A real Celery worker (Redis broker) on this run's own queue."""
+    """The Celery workers (Redis broker) of this run's own queues, as in production (``manage.py workers``): one
+    for the default queue and one per host queue, following the hosts the tests make (every half second). Threads
+    pools: a worker busy with a job still answers the pings of a worker that starts (``jobs.recovery``)."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     env = server_env()
     log = ARTIFACTS / f"celery-{os.getpid()}.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "kvmweb", "worker", "--pool=solo", "--loglevel=INFO",
-             "-Q", env["KVMWEB_CELERY_QUEUE"], "-n", f"test-{os.getpid()}@%h"],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+            [sys.executable, "manage.py", "workers", "--pool=threads", "--concurrency=1", "--host-concurrency=1",
+             "--rescan=0.5", "--name", f"test-{os.getpid()}"],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )
     time.sleep(2)
     if proc.poll() is not None:
-        raise RuntimeError(f"celery worker exited: see {log}")
+        raise RuntimeError(f"celery workers exited: see {log}")
     yield proc
     proc.terminate()
     try:
-        proc.wait(15)
+        proc.wait(60)
     except subprocess.TimeoutExpired:
-        proc.kill()
+        pass
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)  # whatever of its workers is left
+    proc.wait()
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
 """The job registry: which Celery task runs a kind of job, and the undo steps jobs record.
 
 A job's kind (``vm.create``, ``storage.clone``...) names its task, ``kvmweb.job.<kind>``: services queue work by
-kind and never import the app that runs it. Undo steps are functions registered here by name (``@undo_step``);
+kind and never import the app that runs it. A job that concerns a host goes to that host's queue
+(``queue_of_host``), any other to the default one. Undo steps are functions registered here by name (``@undo_step``);
 a job stores the names with their parameters, so a worker that starts after a crash can undo what a dead one did.
 """
 from __future__ import annotations
@@ -16,6 +17,19 @@ _UNDO_STEPS: dict[str, UndoFn] = {}
 def task_name(kind: str) -> str:
     """The Celery task that runs jobs of ``kind``."""
     return f"kvmweb.job.{kind}"
+
+
+def queue_default() -> str:
+    """The queue of jobs that concern no host (and of Celery beat's periodic work)."""
+    from django.conf import settings
+
+    return str(settings.CELERY_TASK_DEFAULT_QUEUE)
+
+
+def queue_of_host(host_id: int) -> str:
+    """The queue of the jobs that concern one host: every host has its own, consumed by workers of its own
+    (``manage.py workers``), so a slow or hung host holds up only its own jobs."""
+    return f"{queue_default()}.host-{int(host_id)}"
 
 
 def undo_step(name: str) -> Callable[[UndoFn], UndoFn]:

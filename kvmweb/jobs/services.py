@@ -23,7 +23,7 @@ from kvmweb.events.publish import publish
 from kvmweb.hosts.models import Host
 
 from .models import Job, JobLogLine
-from .registry import load_app_modules, task_name, undo_handler
+from .registry import load_app_modules, queue_default, queue_of_host, task_name, undo_handler
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,8 @@ def job_create(
     cleanup: list[dict[str, Any]] | None = None, queue: str | None = None, send: bool = True,
 ) -> Job:
     """Record a queued job and send its task (found by ``kind`` in Celery's registry, see ``registry.task_name``)
-    when the transaction commits; ``queue`` overrides the default queue. Refused first (503, nothing written) when
+    when the transaction commits, to the queue of its ``host`` (``registry.queue_of_host``) or, for a job that
+    concerns no host, the default queue; ``queue`` overrides both. Refused first (503, nothing written) when
     the queue does not answer (:func:`job_queue_check`).
 
     ``cleanup`` may pre-record undo steps for work the caller already did in this transaction (see runner).
@@ -91,6 +92,8 @@ def job_create(
     )
     JobLogLine.objects.create(job=job, message=f"Queued by {user.get_username() if user else 'the system'}.")
 
+    target = queue or (queue_of_host(host.pk) if host is not None else queue_default())
+
     def send_task() -> None:
         if task_name(kind) not in current_app.tasks:
             load_app_modules()  # a web process has not imported the app's tasks module that registers it
@@ -99,7 +102,7 @@ def job_create(
             job_fail(job_id=job.pk, error=f"The job could not be queued: no task runs jobs of kind {kind!r}.")
             return
         try:
-            result = task.apply_async(args=[job.pk], **({"queue": queue} if queue else {}))
+            result = task.apply_async(args=[job.pk], queue=target)
         except Exception as exc:  # noqa: BLE001 - the broker is down: the job must not stay queued forever
             log.exception("could not queue job %s", job.pk)
             job_fail(job_id=job.pk, error=f"The job could not be queued (is Redis running?): {exc}")

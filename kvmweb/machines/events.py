@@ -1,6 +1,7 @@
 """Domain events of every host → the portal's records and the browsers that may see each VM.
 
-``manage.py event_listener`` runs :func:`listen_host` for each enabled host. Each event first keeps the records
+``manage.py event_listener`` runs :func:`listen_host` for each enabled host (``hosts.follow``: hosts added,
+removed, enabled or disabled are followed within seconds). Each event first keeps the records
 true (a VM defined or undefined with ``virsh`` gains or loses its record at once), then goes to the people who may
 see the VM (its owner, the users and groups it is shared with) and to staff over ``/ws/events/``. After each (re)connection the listener reconciles the host's records with one
 listing, because events sent while it was away are lost.
@@ -9,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import threading
+
+from django.db import close_old_connections
 
 from kvmweb import hypervisor as hv
 from kvmweb.events.publish import publish
@@ -40,17 +43,23 @@ def host_records_sync(host: Host) -> None:
     vm_records_sync([host_drift(host)])
 
 
-def listen_host(host: Host, stop: threading.Event) -> hv.DomainEventListener:
-    """Start a thread that follows ``host``'s domain events until ``stop`` is set."""
+def listen_host(host: Host, stop: threading.Event) -> threading.Thread:
+    """Start a thread that follows ``host``'s domain events until ``stop`` is set (``hosts_follow``'s ``start``);
+    a host that does not answer is tried again, backing off up to 30 s."""
+
+    def on_event(event: hv.DomainEvent) -> None:
+        close_old_connections()  # a long-lived thread: drop a database connection that broke or aged
+        vm_event_publish(event, host)
 
     def on_status(status: str) -> None:
         if status == "connected":
+            close_old_connections()
             try:
                 host_records_sync(host)
             except Exception:  # noqa: BLE001 - the listener goes on; the next list read reconciles
                 log.exception("could not reconcile the records of %s", host)
 
-    listener = hv.DomainEventListener(host.uri, lambda ev: vm_event_publish(ev, host), on_status=on_status)
+    listener = hv.DomainEventListener(host.uri, on_event, on_status=on_status)
     thread = threading.Thread(target=listener.run, args=(stop,), name=f"events-{host.name}", daemon=True)
     thread.start()
-    return listener
+    return thread

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from django.db import close_old_connections
 
 from kvmweb.events.publish import publish_each
 from kvmweb.hosts.models import Host
-from kvmweb.hosts.selectors import host_queryset
 from kvmweb.monitoring.collector import Collector
 
 from .selectors import host_vm_audiences
@@ -67,28 +66,3 @@ def collect_host(host: Host, stop: threading.Event) -> threading.Thread:
     thread.start()
     return thread
 
-
-def follow_hosts(stop: threading.Event, *, rescan: float = 10.0,
-                 start: Callable[[Host, threading.Event], threading.Thread] = collect_host,
-                 said: Callable[[str], None] = log.info) -> None:
-    """One collector thread per enabled host until ``stop`` is set; every ``rescan`` seconds, hosts added get one,
-    hosts removed, disabled or moved to another URI have theirs stopped (and a thread that ended is started
-    again)."""
-    running: dict[int, tuple[str, threading.Event, threading.Thread]] = {}
-    try:
-        while not stop.is_set():
-            hosts = {h.pk: h for h in host_queryset()}
-            for pk in [p for p, (uri, _s, thread) in running.items()
-                       if p not in hosts or hosts[p].uri != uri or not thread.is_alive()]:
-                running.pop(pk)[1].set()
-            for pk, host in hosts.items():
-                if pk not in running:
-                    host_stop = threading.Event()
-                    running[pk] = (host.uri, host_stop, start(host, host_stop))
-                    said(f"collecting the usage of {host.name} ({host.uri})")
-            stop.wait(rescan)
-    finally:
-        for _uri, host_stop, _thread in running.values():
-            host_stop.set()
-        for _uri, _stop, thread in running.values():
-            thread.join(5)

@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 
 Publish = Callable[[str, int, list[dict[str, Any]]], None]
 
+BACKOFF_MAX = 60.0  # seconds between tries at most while a host does not answer
+
 # Renew or release the lease only if we still hold it (compare-and-set, atomic in Redis).
 RENEW_SCRIPT = ("if redis.call('get', KEYS[1]) == ARGV[1] then "
                 "return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end")
@@ -67,6 +69,7 @@ class Collector:
         self._vms = store.HistoryWriter(store.VM)
         self._hosts = store.HistoryWriter(store.HOST)
         self.holds_lease = False
+        self.backoff = 0.0  # seconds until the next try while the host does not answer (0: it answers)
 
     @property
     def _r(self) -> Any:
@@ -156,8 +159,10 @@ class Collector:
         return self._stop.is_set()
 
     def run(self, stop: threading.Event | None = None) -> None:
-        """Sample every interval until :meth:`stop` (or ``stop`` is set), only while holding the lease; a host or
-        Redis that does not answer is logged and tried again next interval."""
+        """Sample every interval until :meth:`stop` (or ``stop`` is set), only while holding the lease. Redis that
+        does not answer is tried again next interval; a host that does not answer is tried again after a back-off
+        that doubles from one interval up to ``BACKOFF_MAX`` seconds (``self.backoff``), then every interval again
+        once it answers."""
         if stop is not None:
             self._stop = stop
         next_at = time.monotonic()
@@ -166,12 +171,14 @@ class Collector:
                 try:
                     if self.acquire():
                         self.sample_once()
+                        self.backoff = 0.0
                 except hv.HypervisorError as exc:
-                    log.warning("stats of host %s: %s", self.host_id, exc)
+                    self.backoff = min(max(self.backoff * 2, self.interval), max(BACKOFF_MAX, self.interval))
+                    log.warning("stats of host %s: %s (next try in %.1f s)", self.host_id, exc, self.backoff)
                     self._prev, self._prev_t = {}, None  # no rate across an outage
                 except Exception:  # noqa: BLE001 - Redis down, a bug in one sample: keep the loop alive
                     log.exception("stats of host %s failed", self.host_id)
-                next_at += self.interval
+                next_at += self.backoff or self.interval
                 delay = next_at - time.monotonic()
                 if delay < 0:  # we fell behind (a slow host): start again from now
                     next_at, delay = time.monotonic(), 0

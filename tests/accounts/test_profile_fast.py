@@ -186,9 +186,10 @@ def test_old_plain_text_tokens_are_moved_hashed_and_deleted(owner) -> None:  # t
 
     migration = importlib.import_module("kvmweb.accounts.migrations.0003_move_authtoken_tokens")
     key = "9944b09199c62bcf9418ad846dd0e4bbdfc6ee4b"
+    created_type = "datetime" if connection.vendor == "sqlite" else "timestamp with time zone"
     with connection.cursor() as cursor:
         cursor.execute('CREATE TABLE "authtoken_token" ("key" varchar(40) NOT NULL PRIMARY KEY, '
-                       '"created" datetime NOT NULL, "user_id" integer NOT NULL UNIQUE)')
+                       f'"created" {created_type} NOT NULL, "user_id" integer NOT NULL UNIQUE)')
         cursor.execute('INSERT INTO "authtoken_token" VALUES (%s, %s, %s)', [key, "2024-05-01 10:00:00", owner.pk])
     migration.move_tokens(apps, SimpleNamespace(connection=connection))  # it uses the editor's connection only
     with connection.cursor() as cursor:

@@ -19,7 +19,7 @@ from kvmweb.machines.models import VirtualMachine
 from tests.conftest import unique_name, virsh
 from tests.live import web_process
 
-pytestmark = [pytest.mark.real]
+pytestmark = [pytest.mark.real, pytest.mark.postgres]  # the PostgreSQL pass runs it too
 
 REQUESTS = 20
 LIMIT = 3

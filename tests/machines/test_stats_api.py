@@ -3,7 +3,6 @@ read it, its errors, the series' shape), the history dropped with the VM, the li
 their order, and the collector's live ``stats`` events — each person gets only the VMs they may see."""
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
@@ -14,7 +13,7 @@ from rest_framework.test import APIClient
 from kvmweb import hypervisor as hv
 from kvmweb.machines import services
 from kvmweb.machines.selectors import vm_list
-from kvmweb.machines.usage import follow_hosts, stats_publish
+from kvmweb.machines.usage import stats_publish
 from kvmweb.monitoring import store
 from tests.conftest import spec_testdrv
 from tests.events.test_events import _connect, run_async
@@ -214,39 +213,3 @@ def test_stats_events_reach_only_who_may_see(owner, other_user, staff, test_host
     services.vm_unshare(actor=owner, vm=alices, share_id=alices.shares.get(user=carol).pk)
     (c_after,) = _received(test_host, rows, [carol])
     assert c_after is None
-
-
-@pytest.mark.django_db(transaction=True)
-def test_the_collector_follows_hosts(test_host) -> None:  # type: ignore[no-untyped-def]
-    from kvmweb.hosts.models import Host
-
-    started: list[tuple[str, threading.Event]] = []
-
-    def start(host, host_stop):  # type: ignore[no-untyped-def]
-        started.append((host.name, host_stop))
-        thread = threading.Thread(target=host_stop.wait)
-        thread.start()
-        return thread
-
-    stop = threading.Event()
-    loop = threading.Thread(target=follow_hosts, args=(stop,), kwargs={"rescan": 0.05, "start": start})
-    loop.start()
-    try:
-        def wait_for(check) -> None:  # type: ignore[no-untyped-def]
-            deadline = time.monotonic() + 10
-            while not check():
-                assert time.monotonic() < deadline
-                time.sleep(0.02)
-
-        wait_for(lambda: [n for n, _s in started] == ["testdrv"])
-        second = Host.objects.create(name="second", uri="test:///default?second", domain_type="auto")
-        wait_for(lambda: [n for n, _s in started] == ["testdrv", "second"])
-        assert not started[0][1].is_set()
-        second.enabled = False
-        second.save()
-        wait_for(lambda: started[1][1].is_set())  # disabled: its collector stops
-        assert not started[0][1].is_set() and len(started) == 2
-    finally:
-        stop.set()
-        loop.join(10)
-    assert not loop.is_alive() and started[0][1].is_set()  # stopping the command stops every collector

@@ -1,16 +1,18 @@
 """The collector on libvirt's test driver: one bulk libvirt call per sample whatever the number of VMs, running
 VMs get latest values, history and a published row, shut-off ones none; stopped VMs drop out; one collector per
-host holds the lease; the loop samples until stopped and then lets the lease go."""
+host holds the lease; the loop samples until stopped and then lets the lease go; a host that does not answer is
+tried again after a back-off that doubles, and every interval again once it answers."""
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import pytest
 
 from kvmweb import hypervisor as hv
 from kvmweb.monitoring import selectors, store
-from kvmweb.monitoring.collector import Collector
+from kvmweb.monitoring.collector import BACKOFF_MAX, Collector
 from tests.conftest import spec_testdrv
 
 from .fake_redis import FakeRedis
@@ -141,3 +143,27 @@ def test_a_host_that_does_not_answer_is_retried(test_host, stats_redis: FakeRedi
     worker.join(10)
     assert not worker.is_alive()  # the errors were logged, the loop kept going and stopped when asked
     assert selectors.host_latest("down") is None
+
+
+def test_the_collector_backs_off_while_a_host_does_not_answer(test_host, stats_redis: FakeRedis) -> None:  # type: ignore[no-untyped-def]
+    published: list[object] = []
+    collector = Collector("test:///nonexistent-file.xml", test_host.pk, publish=lambda _h, _t, rows: published.append(rows), interval=0.01)
+    stop = threading.Event()
+    thread = threading.Thread(target=collector.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        _wait_for(lambda: collector.backoff >= 0.08)  # 0.01, 0.02, 0.04, 0.08...: doubling
+        assert collector.backoff <= BACKOFF_MAX and not published
+        collector.host_uri = "test:///default"  # the host answers again
+        _wait_for(lambda: published and collector.backoff == 0)
+    finally:
+        stop.set()
+        thread.join(10)
+    assert not thread.is_alive()
+
+
+def _wait_for(check, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)

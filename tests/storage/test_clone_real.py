@@ -122,7 +122,7 @@ def test_killed_worker_leaves_no_partial_volume(transactional_db, open_pool, ali
     queue = f"{PREFIX}kill-{os.getpid()}"
     worker_name = f"{PREFIX}kill-{os.getpid()}@localhost"
     send = tasks.clone_vm.apply_async
-    monkeypatch.setattr(tasks.clone_vm, "apply_async", lambda *a, **kw: send(*a, queue=queue, **kw))
+    monkeypatch.setattr(tasks.clone_vm, "apply_async", lambda *a, **kw: send(*a, **{**kw, "queue": queue}))
     vm, _src = source_vm(real_vm, open_pool, data_mib=1536, size="2G")
     name = unique_name("killed")
     cleanup_domains.append(name)

@@ -10,14 +10,15 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from kvmweb.machines.usage import follow_hosts
+from kvmweb.hosts.follow import hosts_follow
+from kvmweb.machines.usage import collect_host
 
 
 class Command(BaseCommand):
     help = "Sample the usage (CPU, memory, disk and network) of every VM and host, for the graphs and lists."
 
     def add_arguments(self, parser: Any) -> None:
-        parser.add_argument("--rescan", type=float, default=10.0, help="seconds between looks for new hosts")
+        parser.add_argument("--rescan", type=float, default=5.0, help="seconds between looks at the hosts")
 
     def handle(self, *args: Any, rescan: float, **options: Any) -> None:
         stop = threading.Event()
@@ -28,4 +29,4 @@ class Command(BaseCommand):
             self.stdout.write(line)
             self.stdout.flush()
 
-        follow_hosts(stop, rescan=rescan, said=said)
+        hosts_follow(stop, start=collect_host, rescan=rescan, said=said)
