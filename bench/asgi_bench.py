@@ -27,7 +27,7 @@ import time
 import uuid
 from pathlib import Path
 
-from common import ROOT, URI, django_setup, pool_remove, temp_dir
+from common import ROOT, URI, django_setup, pool_remove, proc_stop, temp_dir
 
 TMP = temp_dir("kvmwebbench-")
 PID = os.getpid()
@@ -73,14 +73,6 @@ def start(name: str, port: int) -> subprocess.Popen[bytes]:
                 raise RuntimeError(f"{name} did not listen on {port}: {(TMP / f'{name}.log').read_text()}") from None
             time.sleep(0.1)
 
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 def private_mib(pid: int) -> float:
@@ -268,7 +260,7 @@ def main() -> dict[str, dict[str, list[float]]]:
                 res["memory"].append(grown)
     finally:
         for proc in procs.values():
-            stop(proc)
+            proc_stop(proc)
         for entry in hv.domain_entries(conn):
             if entry.name.startswith(f"{PREFIX}{PID}-"):
                 hv.domain_lookup(conn, entry.uuid).undefine()

@@ -64,3 +64,13 @@ def web_command(port: int, bind: str = "127.0.0.1") -> list[str]:
             words = shlex.split(line.split("&")[0].replace("$BIND", bind).replace("$PORT", str(port)))
             return [str(ROOT / w) if w.startswith(".venv/") else w for w in words]
     raise RuntimeError("scripts/run.sh starts no web process serving kvmweb.asgi:application")
+
+
+def proc_stop(proc: subprocess.Popen[bytes], timeout: float = 15) -> None:
+    """Stop a server the bench started: SIGTERM, then SIGKILL if it has not ended within ``timeout`` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

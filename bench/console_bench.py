@@ -42,6 +42,8 @@ from collections.abc import Callable
 from typing import Any
 from pathlib import Path
 
+from common import proc_stop
+
 ROOT = Path(__file__).resolve().parent.parent
 WIDTH, HEIGHT = 1920, 1080
 FRAME = WIDTH * HEIGHT * 4
@@ -453,11 +455,7 @@ def main() -> None:
                        open_with=lambda token: Stream.websocket(ours_port, f"/vnc/{vm_uuid}?token={token}", cookie)))
     finally:
         for proc in procs:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            proc_stop(proc, timeout=10)
         rfb_sock.close()
         shutil.rmtree(tmp, ignore_errors=True)
 

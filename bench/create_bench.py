@@ -27,7 +27,7 @@ import tempfile
 import time
 import uuid
 
-from common import ROOT, URI, django_setup, pool_remove, temp_dir, virsh
+from common import ROOT, URI, django_setup, pool_remove, proc_stop, temp_dir, virsh
 
 TMP = temp_dir("kvmwebbench-")
 django_setup(TMP, KVMWEB_CHANNEL_PREFIX=f"kvmwebbench-{os.getpid()}:",
@@ -73,13 +73,6 @@ def start(cmd: list[str], name: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=open(TMP / f"{name}.log", "wb"),  # noqa: SIM115
                             stderr=subprocess.STDOUT)
 
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
 
 
 # -- 1. create --------------------------------------------------------------------------------------------------
@@ -210,7 +203,7 @@ def main() -> None:
             remove_vm(vm.name)
     finally:
         for proc in procs.values():
-            stop(proc)
+            proc_stop(proc)
         for line in virsh("list", "--all", "--name", check=False).split():
             if line.startswith(("kvmwebbench-cre-", "kvmwebbench-warm")):
                 remove_vm(line)

@@ -12,8 +12,10 @@ the others, nor this loop, which touches only the database.
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 from collections.abc import Callable
+from io import TextIOBase
 
 from django.db import close_old_connections
 
@@ -22,6 +24,20 @@ from .models import Host
 log = logging.getLogger(__name__)
 
 Start = Callable[[Host, threading.Event], threading.Thread]
+
+
+def run_until_signalled(out: TextIOBase, run: Callable[[threading.Event, Callable[[str], None]], None]) -> None:
+    """What a daemon command does: ``run(stop, said)`` with ``stop`` set by SIGTERM or SIGINT and ``said`` writing
+    a line to ``out`` (a command's ``self.stdout``), flushed at once."""
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_a: stop.set())
+
+    def said(line: str) -> None:
+        out.write(line)
+        out.flush()
+
+    run(stop, said)
 
 
 def hosts_follow(stop: threading.Event, *, start: Start, rescan: float = 5.0, every: bool = False,

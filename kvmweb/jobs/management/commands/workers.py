@@ -3,13 +3,12 @@ following the hosts as they are added and removed (``kvmweb.jobs.workers``). Sto
 them all, each after its running jobs."""
 from __future__ import annotations
 
-import signal
-import threading
 from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from kvmweb.hosts.follow import run_until_signalled
 from kvmweb.jobs.workers import WorkerOptions, workers_run
 
 
@@ -30,15 +29,7 @@ class Command(BaseCommand):
         parser.add_argument("--rescan", type=float, default=5.0, help="seconds between looks at the hosts")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        stop = threading.Event()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_a: stop.set())
-
-        def said(line: str) -> None:
-            self.stdout.write(line)
-            self.stdout.flush()
-
-        workers_run(stop, WorkerOptions(
+        run_until_signalled(self.stdout, lambda stop, said: workers_run(stop, WorkerOptions(
             name=options["name"], pool=options["pool"], concurrency=options["concurrency"],
             host_concurrency=options["host_concurrency"], loglevel=options["loglevel"], beat=options["beat"],
-        ), rescan=options["rescan"], said=said)
+        ), rescan=options["rescan"], said=said))

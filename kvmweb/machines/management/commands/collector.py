@@ -4,13 +4,11 @@ of the people who may see each VM (``kvmweb.machines.usage``). Follows hosts add
 host keeps one collector per host however many of these processes run."""
 from __future__ import annotations
 
-import signal
-import threading
 from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from kvmweb.hosts.follow import hosts_follow
+from kvmweb.hosts.follow import hosts_follow, run_until_signalled
 from kvmweb.machines.usage import collect_host
 
 
@@ -21,12 +19,5 @@ class Command(BaseCommand):
         parser.add_argument("--rescan", type=float, default=5.0, help="seconds between looks at the hosts")
 
     def handle(self, *args: Any, rescan: float, **options: Any) -> None:
-        stop = threading.Event()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_a: stop.set())
-
-        def said(line: str) -> None:
-            self.stdout.write(line)
-            self.stdout.flush()
-
-        hosts_follow(stop, start=collect_host, rescan=rescan, said=said)
+        run_until_signalled(
+            self.stdout, lambda stop, said: hosts_follow(stop, start=collect_host, rescan=rescan, said=said))

@@ -3,13 +3,11 @@ state changes to browsers (/ws/events/). Follows hosts added, removed, enabled a
 reconnects to hosts that go away, backing off."""
 from __future__ import annotations
 
-import signal
-import threading
 from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from kvmweb.hosts.follow import hosts_follow
+from kvmweb.hosts.follow import hosts_follow, run_until_signalled
 from kvmweb.machines.events import listen_host
 
 
@@ -20,12 +18,5 @@ class Command(BaseCommand):
         parser.add_argument("--rescan", type=float, default=5.0, help="seconds between looks at the hosts")
 
     def handle(self, *args: Any, rescan: float, **options: Any) -> None:
-        stop = threading.Event()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_a: stop.set())
-
-        def said(line: str) -> None:
-            self.stdout.write(line)
-            self.stdout.flush()
-
-        hosts_follow(stop, start=listen_host, rescan=rescan, said=said)
+        run_until_signalled(
+            self.stdout, lambda stop, said: hosts_follow(stop, start=listen_host, rescan=rescan, said=said))
