@@ -258,7 +258,7 @@ def test_the_vm_page_of_a_vm_on_a_dead_host_says_so(client, owner, test_host) ->
 def test_host_page_and_api_show_capabilities(client, staff, test_host) -> None:  # type: ignore[no-untyped-def]
     client.force_login(staff)
     page = client.get(f"/hosts/{test_host.pk}/").content.decode()
-    assert "NUMA cells" in page and "fleet section" in page and "TCG" in page
+    assert "NUMA cells" in page and f'id="host-fleet-{test_host.pk}"' in page and "TCG" in page
     api = APIClient()
     api.force_login(staff)
     body = api.get(f"/api/v1/hosts/{test_host.pk}/").json()

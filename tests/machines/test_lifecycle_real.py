@@ -137,8 +137,10 @@ def _restart_libvirtd() -> None:
     if os.path.isdir("/run/systemd/system"):
         subprocess.run(["systemctl", "restart", "libvirtd"], check=True)
     else:
-        subprocess.run(["pkill", "-x", "libvirtd"], check=False)
-        wait_for(lambda: subprocess.run(["pgrep", "-x", "libvirtd"], capture_output=True).returncode != 0,
+        # this namespace's libvirtd only: the second host's (tests/secondhost.py) runs in a PID namespace of its own
+        ours = ["-x", "libvirtd", "--ns", str(os.getpid()), "--nslist", "pid"]
+        subprocess.run(["pkill", *ours], check=False)
+        wait_for(lambda: subprocess.run(["pgrep", *ours], capture_output=True).returncode != 0,
                  what="libvirtd to stop")
         subprocess.run(["libvirtd", "-d"], check=True)
     wait_for(lambda: subprocess.run(["virsh", "-c", "qemu:///system", "uri"], capture_output=True).returncode == 0,
