@@ -183,6 +183,18 @@ def _undo_backup_volume(params: dict[str, Any]) -> str | None:
     return None
 
 
+def _abort_and_wait(dom: hv.Domain, *, patience: float = 30.0) -> None:
+    """Stop libvirt's backup job and wait until it has ended (``domjobabort`` returns while QEMU still tears the job
+    down): the targets are deleted next, and nothing may still write into them."""
+    dom.job_abort()
+    deadline = time.monotonic() + patience
+    while time.monotonic() < deadline:
+        job = dom.job()
+        if job is None or not job.active:
+            return
+        time.sleep(POLL)
+
+
 @undo_step("protection.abort_backup_job")
 def _undo_backup_job(params: dict[str, Any]) -> str | None:
     """Stop a backup job libvirt may still run for a job that died (its targets are deleted next)."""
@@ -191,7 +203,7 @@ def _undo_backup_job(params: dict[str, Any]) -> str | None:
         job = dom.job()
         if job is None or job.operation != "backup":
             return "no backup job ran"
-        dom.job_abort()
+        _abort_and_wait(dom)
     except hv.DomainNotFound:
         return "the VM is gone"
     except hv.OperationInvalid:
@@ -282,7 +294,7 @@ def _backup_live(ctx: JobContext, dom: hv.Domain, pool: hv.Pool, disks: list[Bac
     finally:
         if not finished:
             try:
-                dom.job_abort()
+                _abort_and_wait(dom)
                 ctx.log("Stopped libvirt's backup job.", "warning")
             except hv.HypervisorError:
                 pass
