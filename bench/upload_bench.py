@@ -11,16 +11,14 @@ medians. Memory: the web process's private memory (Private_Clean + Private_Dirty
 Pss, sampled every 20 ms during one upload of 1 GiB and one of 4 GiB, as growth over the idle process (after a
 warm-up upload).
 
-Where the time goes (py-spy on the web process; figures from this machine, 2 busy cores): daphne reads a whole
-piece into a temporary file before the application sees any of it, then hands it on in 8 KiB messages, so
-receiving and writing into libvirt cannot overlap and daphne's own loop costs about as much as the rest (a piece
-refused before its body is read still moves only 110-230 MiB/s through daphne). The view no longer spools the body
-(kvmweb/core/asgi.py), which is what the application can do. Served by uvicorn (uvloop, httptools) instead, the
-same code moved 1 GiB at 218 MiB/s against virsh's 638 MiB/s (0.34×) with +5-7 MiB of memory: there the rest is
-libvirt's stream itself (each piece is a new volume-upload stream: a new iohelper process and its fdatasync) and
-about 15 ms of authentication, database writes and a progress event per request. Reaching 0.6× needs the server to
-stream bodies (uvicorn) and then larger pieces (64 MiB moved 1 GiB about 10-25 % faster) or several pieces in flight
-(an upload that accepts pieces out of order).
+Where the time goes (py-spy on the web process; figures from this machine, 2 busy cores): under daphne (the web
+server before uvicorn was chosen) a whole piece is read into a temporary file before the application sees any of
+it, then handed on in 8 KiB messages, so receiving and writing into libvirt cannot overlap (0.11-0.20× virsh).
+uvicorn hands the body over as it arrives and the view streams it on without spooling (kvmweb/core/asgi.py); what
+is left is libvirt's stream itself (each piece is a new volume-upload stream: a new iohelper process and its
+fdatasync) and about 15 ms of authentication, database writes and a progress event per request. Reaching 0.6× needs
+larger pieces (64 MiB moved 1 GiB about 10-25 % faster) or several pieces in flight (an upload that accepts pieces
+out of order), or one libvirt stream kept open across pieces.
 
 Everything it makes is named ``$KVMWEB_BENCH_PREFIX`` (``kvmwebbench-``) and removed at the end.
 """
