@@ -10,7 +10,7 @@ placing wins (ties: the host's name). Every host's verdict comes back with the c
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -79,18 +79,16 @@ def host_verdict(host: Host, need: Need, *, exclude: Host | None = None) -> Verd
     try:
         conn = host_connection(host)
         cap = hv.host_capacity(conn)
-        if need.pool:
+        lookups: tuple[tuple[str, str, Callable[[hv.Connection, str], hv.Pool | hv.Network]], ...] = (
+            ("pool", need.pool, hv.pool_lookup), ("network", need.network, hv.network_lookup))
+        for kind, name, lookup in lookups:
+            if not name:
+                continue
             try:
-                if not hv.pool_lookup(conn, need.pool).is_active():
-                    return Verdict(host, False, f"its pool {need.pool} is not running")
+                if not lookup(conn, name).is_active():
+                    return Verdict(host, False, f"its {kind} {name} is not running")
             except hv.NotFound:
-                return Verdict(host, False, f"no pool {need.pool}")
-        if need.network:
-            try:
-                if not hv.network_lookup(conn, need.network).is_active():
-                    return Verdict(host, False, f"its network {need.network} is not running")
-            except hv.NotFound:
-                return Verdict(host, False, f"no network {need.network}")
+                return Verdict(host, False, f"no {kind} {name}")
         if need.iso and not _iso_present(conn, host, need.iso):
             return Verdict(host, False, f"no file {need.iso}")
     except hv.HypervisorError as exc:
