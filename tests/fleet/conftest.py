@@ -1,4 +1,4 @@
-"""Fixtures of the fleet tests: a second test-driver host with other capacities, and API clients."""
+"""Fixtures of the fleet tests: a second test-driver host with other capacities; the API clients are the storage tests'."""
 from __future__ import annotations
 
 import subprocess
@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rest_framework.test import APIClient
 
 from tests.jobs.conftest import eager  # noqa: F401
 from tests.provisioning.conftest import open_testdrv, testdrv_volumes  # noqa: F401
+from tests.storage.conftest import alice_api, staff_api  # noqa: F401
 
 SMALL_HOST = """<node>
   <cpu><mhz>2000</mhz><model>i686</model><active>2</active><nodes>1</nodes><sockets>1</sockets><cores>2</cores>
@@ -32,19 +32,6 @@ def small_host(db, tmp_path: Path) -> Iterator[Any]:  # type: ignore[no-untyped-
     yield host
     hv.registry.connection(host.uri).close()
 
-
-@pytest.fixture
-def staff_api(staff) -> APIClient:  # type: ignore[no-untyped-def]
-    client = APIClient()
-    client.force_authenticate(staff)
-    return client
-
-
-@pytest.fixture
-def alice_api(owner) -> APIClient:  # type: ignore[no-untyped-def]
-    client = APIClient()
-    client.force_authenticate(owner)
-    return client
 
 
 # ------------------------------------------------------------------------------------------------ two real hosts
